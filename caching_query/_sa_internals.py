@@ -1,0 +1,115 @@
+"""Every use of a private SQLAlchemy name, in one place.
+
+SQLAlchemy 2.1 renamed many internals; whatever this library needs beyond
+the public API is reached only through this module, and
+``tests/test_sa_internals.py`` fails loudly when one of them changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import FrozenResult, Result
+from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
+from sqlalchemy.orm import Query
+from sqlalchemy.sql.base import Executable
+
+__all__ = [
+    "statement_cache_key",
+    "query_execution_parts",
+    "query_options",
+    "load_option",
+    "query_rows",
+    "frozen_rows",
+    "requires_unique",
+    "require_unique",
+    "frozen_result_from_rows",
+]
+
+
+def statement_cache_key(statement: Executable) -> Any:
+    """SQLAlchemy's structural cache key of a statement, or None.
+
+    It is what SQLAlchemy itself uses to look up compiled SQL, so two
+    statements with equal keys compile to the same SQL and load the same
+    way (loader options are part of it).
+    """
+    return statement._generate_cache_key()
+
+
+def query_execution_parts(query: Query[Any]) -> tuple[Executable, dict[str, Any]]:
+    """The statement and parameters ``Query._iter()`` hands to the Session."""
+    return query._statement_20(), dict(query._params)
+
+
+def query_options(query: Query[Any]) -> tuple[Any, ...]:
+    """The options a legacy Query carries."""
+    return tuple(query._with_options)
+
+
+def load_option(load_options: Any, name: str) -> Any:
+    """A field of the ORM's load options (``yield_per``, ``only_return_tuples``)."""
+    return getattr(load_options, "_" + name)
+
+
+def query_rows(result: Result[Any]) -> list[Any]:
+    """``result``'s rows shaped as ``Query.all()`` shapes them."""
+    attributes = result._attributes
+    shaped: Any = result.scalars() if attributes.get("is_single_entity", False) else result
+    if attributes.get("filtered", False):
+        shaped = shaped.unique()
+    return list(shaped.all())
+
+
+def frozen_rows(frozen: FrozenResult[Any]) -> list[list[Any]]:
+    """The rows of a frozen result as mutable lists, scalars included."""
+    return frozen._rewrite_rows()  # type: ignore[return-value]
+
+
+def requires_unique(result: Result[Any]) -> bool:
+    """True when the ORM demands ``.unique()`` on this result.
+
+    A 2.0-style joined eager load of a collection without ``unique()``
+    raises on fetch; a cache hit must raise the same way.
+    """
+    state = getattr(result, "_unique_filter_state", None)
+    return bool(state and state[1] is not None)
+
+
+def _unique_required(row: Any) -> Any:
+    raise sa_exc.InvalidRequestError(
+        "The unique() method must be invoked on this Result, as it "
+        "contains results that include joined eager loads against "
+        "collections"
+    )
+
+
+def require_unique(result: Result[Any]) -> Result[Any]:
+    """Make ``result`` refuse to be fetched without ``.unique()``."""
+    result._unique_filter_state = (None, _unique_required)
+    return result
+
+
+def frozen_result_from_rows(
+    keys: Sequence[str],
+    rows: Sequence[Any],
+    single_entity: bool,
+    filtered: bool,
+) -> FrozenResult[Any]:
+    """Build the FrozenResult an ORM execution would have produced.
+
+    Used by ``set_value()``, where the caller hands over a list rather
+    than a Result.
+    """
+    # A scalar-source result iterates the objects themselves, not 1-tuples.
+    data = list(rows) if single_entity else [tuple(row) for row in rows]
+    result: IteratorResult[Any] = IteratorResult(
+        SimpleResultMetaData(list(keys)),
+        iter(data),
+        _source_supports_scalars=single_entity,
+    )
+    result._attributes = result._attributes.union(
+        {"is_single_entity": single_entity, "filtered": filtered}
+    )
+    return result.freeze()

@@ -1,0 +1,207 @@
+"""Cache keys: one per distinct result, the same in every process.
+
+A derived key hashes two things: the statement's structure (SQLAlchemy's
+own structural cache key, which already covers entities, columns, joins,
+criteria and every loader option) and every value bound into it. The
+structure part is memoized per structure, so a key for a query built fresh
+each time costs one hash of its values, not a walk of its SQL.
+
+Keys and namespaces handed to a backend contain only ``[A-Za-z0-9_.:-]``
+and are at most ``MAX_NAME_LENGTH`` characters: anything else is replaced
+by a digest, so memcached's 250-byte limit and the file backend's path
+rules are never hit.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import enum
+import hashlib
+import re
+import uuid
+from typing import Any, Mapping
+
+from sqlalchemy.orm import Mapper
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.schema import Column, Table
+
+from . import _sa_internals
+from .exc import UncacheableQueryError
+
+MAX_NAME_LENGTH = 100
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.:-]+", re.ASCII)
+# Markers that never occur in a name kept as-is, so a digest can never
+# collide with a user's own key.
+_DIGEST_PREFIX = "~"
+_DERIVED_PREFIX = "q~"
+_STRUCTURE_CACHE_SIZE = 5000
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=20).hexdigest()
+
+
+def safe_name(value: object, what: str) -> str:
+    """Return ``value`` as a key or namespace every Beaker backend accepts.
+
+    Short names made of safe characters are kept, so they stay readable
+    in the backend; any other string becomes a digest of itself.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}: {value!r}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) <= MAX_NAME_LENGTH and _SAFE_NAME.fullmatch(value):
+        return value
+    return _DIGEST_PREFIX + _digest(value.encode("utf-8", "surrogatepass"))
+
+
+def _qualified(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"
+
+
+def _stable_repr(value: Any, what: str) -> str:
+    text = repr(value)
+    if " at 0x" in text:
+        raise UncacheableQueryError(
+            f"cannot derive a cache key from {what} {text} of type "
+            f"{_qualified(type(value))}: its repr() is not stable across "
+            "processes; give the query an explicit cache_key"
+        )
+    return f"{_qualified(type(value))}({text})"
+
+
+_EXACT_REPR = (
+    decimal.Decimal,
+    datetime.date,
+    datetime.datetime,
+    datetime.time,
+    datetime.timedelta,
+    uuid.UUID,
+)
+
+
+def _value_token(value: Any, out: list[str]) -> None:
+    """Append an unambiguous, type-tagged rendering of a bound value."""
+    kind = type(value)
+    if value is None:
+        out.append("N")
+    elif kind is bool:
+        out.append("T" if value else "F")
+    elif kind is int:
+        out.append(f"i{value}")
+    elif kind is str:
+        out.append(f"s{len(value)}:{value}")
+    elif kind is float:
+        out.append(f"f{value!r}")
+    elif kind is bytes:
+        out.append(f"y{len(value)}:{value.hex()}")
+    elif kind in (list, tuple, set, frozenset):
+        items = sorted(value, key=repr) if kind in (set, frozenset) else value
+        out.append(f"{kind.__name__[0]}{len(items)}[")
+        for item in items:
+            _value_token(item, out)
+        out.append("]")
+    elif isinstance(value, enum.Enum):
+        out.append(f"e{_qualified(kind)}.{value.name}")
+    elif isinstance(value, _EXACT_REPR):
+        out.append(f"{_qualified(kind)}({value!r})")
+    else:
+        out.append(_stable_repr(value, "bound value"))
+
+
+def _structure_token(node: Any, out: list[str]) -> None:
+    """Render a node of SQLAlchemy's structural key without ids or addresses."""
+    kind = type(node)
+    if kind is tuple:
+        out.append("(")
+        for item in node:
+            _structure_token(item, out)
+        out.append(")")
+    elif kind is str:
+        out.append(f"s{len(node)}:{node}")
+    elif node is None or kind in (bool, int, float):
+        out.append(f"{kind.__name__}:{node!r}")
+    elif isinstance(node, type) or (callable(node) and hasattr(node, "__qualname__")):
+        out.append(f"c:{_qualified(node)}")
+    elif isinstance(node, Mapper):
+        out.append(f"m:{_qualified(node.class_)}")
+    elif isinstance(node, Table):
+        out.append(f"t:{node.fullname}")
+    elif isinstance(node, Column) and isinstance(node.table, Table):
+        out.append(f"col:{node.table.fullname}.{node.name}")
+    elif isinstance(node, enum.Enum):
+        out.append(f"e:{_qualified(kind)}.{node.name}")
+    elif isinstance(node, ClauseElement):
+        sub = _sa_internals.statement_cache_key(node)
+        if sub is None:
+            raise UncacheableQueryError(
+                f"cannot derive a cache key from {node!r}; give the query "
+                "an explicit cache_key"
+            )
+        _structure_token(sub.key, out)
+    else:
+        out.append(_stable_repr(node, "statement element"))
+
+
+_structure_digests: dict[Any, bytes] = {}
+
+
+def _structure_digest(structure: Any) -> bytes:
+    try:
+        return _structure_digests[structure]
+    except KeyError:
+        pass
+    out: list[str] = []
+    _structure_token(structure, out)
+    digest = hashlib.blake2b("".join(out).encode("utf-8", "surrogatepass"), digest_size=20).digest()
+    if len(_structure_digests) >= _STRUCTURE_CACHE_SIZE:
+        _structure_digests.clear()
+    _structure_digests[structure] = digest
+    return digest
+
+
+def _anonymous_stem(name: str) -> str:
+    """``'%(140234 name)s'`` -> ``'name'``: anonymous names carry an id."""
+    if name.startswith("%(") and name.endswith(")s"):
+        return name[2:-2].split(" ", 1)[-1]
+    return name
+
+
+def derive_key(
+    statement: ClauseElement,
+    parameters: Mapping[str, Any] | None = None,
+    *discriminators: Any,
+) -> str:
+    """The cache key of ``statement`` executed with ``parameters``.
+
+    ``discriminators`` are extra plain values that change the shape of
+    the result without changing the statement (for example the legacy
+    ``Query.tuples()`` flag).
+    """
+    cache_key = _sa_internals.statement_cache_key(statement)
+    if cache_key is None:
+        raise UncacheableQueryError(
+            "SQLAlchemy cannot build a structural cache key for this statement "
+            "(it contains an element that disables statement caching); give "
+            "the query an explicit cache_key"
+        )
+    params = dict(parameters or {})
+    values: list[Any] = []
+    for bind in cache_key.bindparams:
+        if bind.key in params:
+            values.append(params.pop(bind.key))
+        else:
+            values.append(bind.effective_value)
+    # Parameters no bound parameter of the structure claims (text()
+    # clauses, lazy-load criteria): sorted by their id-free name.
+    extra = sorted(((_anonymous_stem(k), v) for k, v in params.items()), key=lambda kv: kv[0])
+    values.append(extra)
+    values.append(discriminators)
+
+    out: list[str] = []
+    _value_token(values, out)
+    hasher = hashlib.blake2b(_structure_digest(cache_key.key), digest_size=20)
+    hasher.update("".join(out).encode("utf-8", "surrogatepass"))
+    return _DERIVED_PREFIX + hasher.hexdigest()

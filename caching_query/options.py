@@ -1,0 +1,178 @@
+"""The query options that turn caching on.
+
+Both are ``UserDefinedOption`` objects: SQLAlchemy carries them on the
+statement untouched and leaves them out of its compiled-statement cache
+key, and the ``do_orm_execute`` hook in ``core`` acts on them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+from beaker.cache import Cache, CacheManager
+from sqlalchemy import inspect
+from sqlalchemy.orm.interfaces import UserDefinedOption
+
+from . import keys, regions
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapper
+    from sqlalchemy.orm.attributes import QueryableAttribute
+
+DEFAULT_REGION = "default"
+DEFAULT_NAMESPACE = "caching_query"
+
+
+def _check_name(value: object, what: str, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}: {value!r}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+
+
+def _check_expire(expire: object) -> None:
+    if expire is None:
+        return
+    if isinstance(expire, bool) or not isinstance(expire, int) or expire < 0:
+        raise ValueError(f"expire must be None or a number of seconds >= 0, not {expire!r}")
+
+
+class CacheOption(UserDefinedOption):
+    """Where results go: a region, a namespace, optionally a fixed key."""
+
+    region: str
+    namespace: str | None
+    cache_key: str | None
+    expire: int | None
+    cache_manager: CacheManager | None
+
+    def _set_target(
+        self,
+        region: str,
+        namespace: str | None,
+        cache_key: str | None,
+        expire: int | None,
+        cache_manager: CacheManager | None,
+    ) -> None:
+        _check_name(region, "region")
+        _check_name(namespace, "namespace", optional=True)
+        _check_name(cache_key, "cache_key", optional=True)
+        _check_expire(expire)
+        self.region = region
+        self.namespace = namespace
+        self.cache_key = cache_key
+        self.expire = expire
+        self.cache_manager = cache_manager
+
+    def bound_to(self, cache_manager: CacheManager | None) -> CacheOption:
+        """This option, resolving its region in ``cache_manager``.
+
+        An option that already names a manager keeps it.
+        """
+        if cache_manager is None or self.cache_manager is not None:
+            return self
+        bound = self._clone()
+        bound.cache_manager = cache_manager
+        return bound
+
+    def cache(self, default_manager: CacheManager | None = None) -> Cache:
+        """The Beaker ``Cache`` this option stores into."""
+        return regions.get_cache(
+            self.region,
+            keys.safe_name(self.namespace or DEFAULT_NAMESPACE, "namespace"),
+            self.cache_manager or default_manager,
+        )
+
+
+class FromCache(CacheOption):
+    """Cache the results of the query carrying this option.
+
+    ``FromCache("default", "by_name")`` names a Beaker region and a
+    namespace in it. Without ``cache_key`` the key is derived from the
+    statement and its bound values; ``expire`` (seconds) overrides the
+    region's expiry for entries this option writes.
+    """
+
+    def __init__(
+        self,
+        region: str = DEFAULT_REGION,
+        namespace: str | None = None,
+        cache_key: str | None = None,
+        expire: int | None = None,
+        *,
+        cache_manager: CacheManager | None = None,
+    ) -> None:
+        super().__init__()
+        self._set_target(region, namespace, cache_key, expire, cache_manager)
+
+    def __repr__(self) -> str:
+        return (
+            f"FromCache({self.region!r}, {self.namespace!r}, "
+            f"cache_key={self.cache_key!r}, expire={self.expire!r})"
+        )
+
+
+class RelationshipCache(CacheOption):
+    """Serve the lazy load of a relationship from the cache.
+
+    ``RelationshipCache("default", "by_id", PostalCode.city)`` caches every
+    lazy load of ``PostalCode.city`` (and of the same relationship on
+    subclasses) for objects loaded by the query carrying the option.
+    Several relationships are chained with ``and_()``.
+    """
+
+    propagate_to_loaders = True
+
+    def __init__(
+        self,
+        region: str,
+        namespace: str | None,
+        attribute: QueryableAttribute[Any],
+        expire: int | None = None,
+        *,
+        cache_manager: CacheManager | None = None,
+    ) -> None:
+        super().__init__()
+        self._set_target(region, namespace, None, expire, cache_manager)
+        prop = getattr(attribute, "property", None)
+        if prop is None or not hasattr(prop, "direction"):
+            raise TypeError(
+                f"RelationshipCache needs a relationship attribute such as "
+                f"Address.postal_code, not {attribute!r}"
+            )
+        self.mapper: Mapper[Any] = inspect(attribute.class_)
+        self.key: str = prop.key
+        self._chain: tuple[RelationshipCache, ...] = (self,)
+
+    def and_(self, *others: RelationshipCache) -> RelationshipCache:
+        """One option covering this relationship and ``others``."""
+        combined = self._clone()
+        chain = list(self._chain)
+        for other in others:
+            if not isinstance(other, RelationshipCache):
+                raise TypeError(f"and_() takes RelationshipCache options, not {other!r}")
+            chain.extend(other._chain)
+        combined._chain = tuple(chain)
+        return combined
+
+    def bound_to(self, cache_manager: CacheManager | None) -> RelationshipCache:
+        if cache_manager is None:
+            return self
+        bound = self._clone()
+        bound._chain = tuple(
+            CacheOption.bound_to(link, cache_manager) for link in self._chain
+        )
+        return bound
+
+    def links(self) -> Iterator[RelationshipCache]:
+        return iter(self._chain)
+
+    def matches(self, mapper: Mapper[Any], key: str) -> bool:
+        """True when this link covers relationship ``key`` of ``mapper``."""
+        return key == self.key and mapper.isa(self.mapper)
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{link.mapper.class_.__name__}.{link.key}" for link in self._chain)
+        return f"RelationshipCache({self.region!r}, {self.namespace!r}, {names})"

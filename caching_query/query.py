@@ -1,0 +1,148 @@
+"""``CachingQuery``: the legacy ``Query`` API on top of the core path.
+
+Without a cache option a ``CachingQuery`` is a plain ``Query``: every
+method, result and error is ``Query``'s own. With one, every way of
+fetching (iteration, ``all()``, ``first()``, ``one()``, ``scalar()``,
+slicing, ``get()``) goes through ``Session.execute`` and so through the
+hook in ``core``; this class only adds the handles on the query's entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, TypeVar
+
+from beaker.cache import Cache, CacheManager
+from sqlalchemy.orm import Query
+
+from . import _sa_internals, core, regions, store
+from .exc import CacheOptionError
+from .options import DEFAULT_REGION, CacheOption, FromCache
+
+_T = TypeVar("_T", bound=Any)
+
+
+class CachingQuery(Query[_T]):
+    """A ``Query`` that can serve its results from a Beaker cache.
+
+    ``sessionmaker(query_cls=CachingQuery)`` resolves region names in
+    Beaker's global regions; ``query_callable(manager)`` makes a subclass
+    bound to one ``CacheManager``.
+    """
+
+    cache_manager: CacheManager | None = None
+
+    def options(self, *args: Any) -> CachingQuery[_T]:
+        manager = type(self).cache_manager
+        bound = tuple(
+            arg.bound_to(manager) if isinstance(arg, CacheOption) else arg for arg in args
+        )
+        if any(isinstance(arg, CacheOption) for arg in bound):
+            _check_no_conflict(self, bound)
+            if self.session is not None:
+                core.ensure_installed(self.session)
+        return super().options(*bound)
+
+    def with_cache_key(
+        self,
+        cache_key: str,
+        region: str = DEFAULT_REGION,
+        namespace: str | None = None,
+        expire: int | None = None,
+    ) -> CachingQuery[_T]:
+        """This query, cached under the explicit key ``cache_key``."""
+        return self.options(FromCache(region, namespace, cache_key=cache_key, expire=expire))
+
+    # -- the handle on this query's entry ----------------------------------
+
+    def cache_option(self) -> FromCache:
+        """The ``FromCache`` option this query carries."""
+        for option in _sa_internals.query_options(self):
+            if isinstance(option, FromCache):
+                return option
+        raise CacheOptionError(
+            "this query has no cache option; add one with "
+            "options(FromCache(...)) or with_cache_key(...)"
+        )
+
+    def cache_and_key(self) -> tuple[Cache, str]:
+        """The Beaker ``Cache`` holding this query's entry, and its key.
+
+        ``cache.get(key)`` reads the stored entry directly.
+        """
+        option = self.cache_option()
+        statement, params = _sa_internals.query_execution_parts(self)
+        return core.cache_and_key(self.session, statement, option, params, self.load_options)
+
+    def invalidate(self) -> None:
+        """Remove this query's entry; the next execution runs the SQL."""
+        cache, key = self.cache_and_key()
+        store.remove(cache, key)
+
+    def get_value(
+        self,
+        merge: bool = True,
+        createfunc: Callable[[], Sequence[Any]] | None = None,
+    ) -> list[Any]:
+        """The cached result list, shaped like ``all()``.
+
+        ``merge=True`` returns objects of this query's session;
+        ``merge=False`` the stored (detached) objects themselves. When no
+        entry exists, ``createfunc()`` makes and stores one, or KeyError.
+        """
+        cache, key = self.cache_and_key()
+        local = regions.is_session_local(cache)
+        entry = store.read(cache, key)
+        if entry is None:
+            if createfunc is None:
+                raise KeyError(key)
+            entry = self._entry_for(createfunc(), local)
+            store.write(cache, key, entry, self.cache_option().expire)
+        if merge:
+            return _sa_internals.query_rows(core.replay(self.session, entry, local))
+        return _sa_internals.query_rows(entry.result())
+
+    def set_value(self, value: Sequence[Any]) -> None:
+        """Store ``value`` (shaped like ``all()``) as this query's entry."""
+        cache, key = self.cache_and_key()
+        entry = self._entry_for(value, regions.is_session_local(cache))
+        store.write(cache, key, entry, self.cache_option().expire)
+
+    def _entry_for(self, value: Sequence[Any], local: bool) -> Any:
+        descriptions = self.column_descriptions
+        single = (
+            len(descriptions) == 1
+            and descriptions[0]["entity"] is not None
+            and descriptions[0]["type"] is descriptions[0]["entity"]
+            and not _sa_internals.load_option(self.load_options, "only_return_tuples")
+        )
+        names = [d["name"] for d in descriptions]
+        return core.entry_from_rows(self.session, names, list(value), single, local)
+
+
+def _check_no_conflict(query: Query[Any], new: Sequence[Any]) -> None:
+    options = [
+        o for o in (*_sa_internals.query_options(query), *new) if isinstance(o, FromCache)
+    ]
+    for option in options[1:]:
+        if not core.same_target(options[0], option):
+            raise CacheOptionError(
+                f"conflicting cache options on one query: {options[0]!r} and {option!r}"
+            )
+
+
+_bound_classes: dict[int, tuple[CacheManager, type[CachingQuery[Any]]]] = {}
+
+
+def query_callable(cache_manager: CacheManager) -> type[CachingQuery[Any]]:
+    """A ``CachingQuery`` class whose regions come from ``cache_manager``.
+
+    Use it as ``sessionmaker(query_cls=query_callable(manager))``.
+    """
+    if not isinstance(cache_manager, CacheManager):
+        raise TypeError(f"query_callable() takes a beaker CacheManager, not {cache_manager!r}")
+    found = _bound_classes.get(id(cache_manager))
+    if found is not None and found[0] is cache_manager:
+        return found[1]
+    cls = type("CachingQuery", (CachingQuery,), {"cache_manager": cache_manager})
+    _bound_classes[id(cache_manager)] = (cache_manager, cls)
+    return cls
