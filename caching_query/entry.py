@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy.engine import FrozenResult
 
+from . import _sa_internals
+
 ENTRY_FORMAT = 1
 
 
@@ -40,6 +42,20 @@ class CacheEntry:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for name in self.__slots__:
             setattr(self, name, state.get(name))
+
+    # Read-only sequence of the stored rows, shaped like Query.all(), so
+    # that ``cache.get(key)[0]`` is the first cached object.
+    def rows(self) -> list[Any]:
+        return _sa_internals.query_rows(self.result())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.rows()[index]
+
+    def __len__(self) -> int:
+        return len(self.rows())
+
+    def __iter__(self) -> Any:
+        return iter(self.rows())
 
     def __repr__(self) -> str:
         return f"<CacheEntry format={self.format} rows={len(self.result.data)}>"

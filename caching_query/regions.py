@@ -13,6 +13,7 @@ from typing import Any
 import beaker.cache
 from beaker.cache import Cache, CacheManager
 
+from . import _beaker_internals
 from .exc import UnknownRegionError
 
 # (manager id, region, namespace) -> (region config, Cache). Beaker's own
@@ -42,7 +43,7 @@ def get_cache(region: str, namespace: str, manager: CacheManager | None) -> Cach
     found = _caches.get(slot)
     if found is not None and found[0] is config:
         return found[1]
-    cache = Cache._get_cache(namespace, config)
+    cache = _beaker_internals.cache_for_config(namespace, config)
     _caches[slot] = (config, cache)
     return cache
 

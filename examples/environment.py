@@ -1,0 +1,96 @@
+"""Shared set-up for the examples: engine, cache regions, Session, SQL counter.
+
+The backend comes from the environment, so every example runs against any
+of them::
+
+    CACHE_BACKEND=memory      (default)
+    CACHE_BACKEND=file        (CACHE_DIR, default examples/.cache)
+    CACHE_BACKEND=memcached   CACHE_URL=127.0.0.1:11211
+    CACHE_BACKEND=redis       CACHE_URL=redis://127.0.0.1:6379/0
+
+The database is a SQLite file (``DATABASE_URL`` overrides it), filled with
+the fixture data on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from beaker.cache import CacheManager
+from sqlalchemy import create_engine, event
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from caching_query import install, query_callable
+from caching_query.local_session import ScopedSessionNamespace
+
+from . import fixture_data
+
+HERE = Path(__file__).resolve().parent
+CACHE_DIR = Path(os.environ.get("CACHE_DIR", HERE / ".cache"))
+DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{HERE / 'examples.db'}")
+
+
+def shared_region(backend: str, url: str | None) -> dict[str, Any]:
+    """The Beaker configuration of the ``default`` region for ``backend``."""
+    if backend == "memory":
+        return {"type": "memory", "expire": 3600}
+    if backend == "file":
+        return {
+            "type": "file",
+            "data_dir": str(CACHE_DIR / "data"),
+            "lock_dir": str(CACHE_DIR / "lock"),
+            "expire": 3600,
+        }
+    if backend == "memcached":
+        return {
+            "type": "ext:memcached",
+            "url": url or "127.0.0.1:11211",
+            "memcache_module": "bmemcached",
+            "lock_dir": str(CACHE_DIR / "lock"),
+            "expire": 3600,
+        }
+    if backend == "redis":
+        return {"type": "ext:redis", "url": url or "redis://127.0.0.1:6379/0", "expire": 3600}
+    raise SystemExit(f"CACHE_BACKEND must be memory, file, memcached or redis, not {backend!r}")
+
+
+engine = create_engine(DATABASE_URL)
+Session = scoped_session(sessionmaker(bind=engine))
+
+cache_manager = CacheManager(
+    cache_regions={
+        "default": shared_region(
+            os.environ.get("CACHE_BACKEND", "memory"), os.environ.get("CACHE_URL")
+        ),
+        "local_session": {"type": "ext:local_session", "scoped_session": Session},
+    }
+)
+Session.configure(query_cls=query_callable(cache_manager))
+# The one line 2.0-style select()/Session.get() callers need.
+install(Session, cache_manager)
+
+ScopedSessionNamespace  # noqa: B018 - registered through the beaker.backends entry point
+
+
+class SQLCounter:
+    """Counts the statements the engine sends, for the examples' printouts."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        event.listen(engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *args: Any) -> None:
+        self.count += 1
+
+    def take(self) -> int:
+        """Statements since the last call."""
+        count, self.count = self.count, 0
+        return count
+
+
+sql = SQLCounter()
+if fixture_data.install(engine):
+    print("(installed the fixture data)")
+sql.take()
