@@ -18,7 +18,7 @@ from sqlalchemy.sql.base import Executable
 __all__ = [
     "statement_cache_key",
     "query_execution_parts",
-    "query_options",
+    "statement_options",
     "load_option",
     "query_rows",
     "frozen_rows",
@@ -43,9 +43,9 @@ def query_execution_parts(query: Query[Any]) -> tuple[Executable, dict[str, Any]
     return query._statement_20(), dict(query._params)
 
 
-def query_options(query: Query[Any]) -> tuple[Any, ...]:
-    """The options a legacy Query carries."""
-    return tuple(query._with_options)
+def statement_options(statement: Query[Any] | Executable) -> tuple[Any, ...]:
+    """The options a legacy Query or a select() carries."""
+    return tuple(statement._with_options)
 
 
 def load_option(load_options: Any, name: str) -> Any:

@@ -85,9 +85,16 @@ def install(target: SessionTarget, cache_manager: CacheManager | None = None) ->
     _installed.add(target)
 
 
-def ensure_installed(session: Session) -> None:
-    """Install the hook for ``session``'s class unless it is already there."""
+def ensure_installed(session: Session, cache_manager: CacheManager | None = None) -> None:
+    """Install the hook for ``session``'s class unless it is already there.
+
+    ``cache_manager`` (a ``query_callable`` class's) becomes the class's
+    default unless one is set: options that lost their binding by being
+    pickled with the objects they loaded resolve regions through it.
+    """
     cls = type(session)
+    if cache_manager is not None and cls not in _default_managers:
+        _default_managers[cls] = cache_manager
     if cls not in _installed and session not in _installed:
         install(cls)
 
@@ -218,7 +225,12 @@ def invalidate(
     parameters: Mapping[str, Any] | None = None,
     session: Session | None = None,
 ) -> None:
-    """Remove the entry ``statement`` (a ``select()``) is cached under."""
+    """Remove the entry ``statement`` (a ``select()``) is cached under.
+
+    ``statement`` may be given with or without ``option`` applied.
+    """
+    if option not in _sa_internals.statement_options(statement):
+        statement = statement.options(option)  # type: ignore[attr-defined]
     cache, key = cache_and_key(session, statement, option, parameters)
     store.remove(cache, key)
 

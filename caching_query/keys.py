@@ -18,11 +18,13 @@ import datetime
 import decimal
 import enum
 import hashlib
+import os
 import re
+import types
 import uuid
 from typing import Any, Mapping
 
-from sqlalchemy.orm import Mapper
+from sqlalchemy.orm import Mapper, MapperProperty
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.schema import Column, Table
 
@@ -111,38 +113,60 @@ def _value_token(value: Any, out: list[str]) -> None:
         out.append(_stable_repr(value, "bound value"))
 
 
-def _structure_token(node: Any, out: list[str]) -> None:
-    """Render a node of SQLAlchemy's structural key without ids or addresses."""
+def _is_node(node: tuple[Any, ...]) -> bool:
+    """``(index, class, ...)``: an element SQLAlchemy numbered in its anon map."""
+    return len(node) >= 2 and type(node[0]) is int and isinstance(node[1], type)
+
+
+def _structure_token(node: Any, refs: dict[int, str]) -> str:
+    """Render a node of SQLAlchemy's structural key without ids or addresses.
+
+    SQLAlchemy numbers elements and renders a repeated *object* as a
+    back-reference ``(index, class)``. Equal elements that are distinct
+    objects (an unpickled loader option, say) are rendered in full
+    instead, so the numbering is dropped and back-references expanded:
+    the rendering depends on values only.
+    """
     kind = type(node)
     if kind is tuple:
-        out.append("(")
-        for item in node:
-            _structure_token(item, out)
-        out.append(")")
-    elif kind is str:
-        out.append(f"s{len(node)}:{node}")
-    elif node is None or kind in (bool, int, float):
-        out.append(f"{kind.__name__}:{node!r}")
-    elif isinstance(node, type) or (callable(node) and hasattr(node, "__qualname__")):
-        out.append(f"c:{_qualified(node)}")
-    elif isinstance(node, Mapper):
-        out.append(f"m:{_qualified(node.class_)}")
-    elif isinstance(node, Table):
-        out.append(f"t:{node.fullname}")
-    elif isinstance(node, Column) and isinstance(node.table, Table):
-        out.append(f"col:{node.table.fullname}.{node.name}")
-    elif isinstance(node, enum.Enum):
-        out.append(f"e:{_qualified(kind)}.{node.name}")
-    elif isinstance(node, ClauseElement):
+        if _is_node(node):
+            if len(node) == 2 and node[0] in refs:
+                return refs[node[0]]
+            rendered = "(" + "".join(_structure_token(item, refs) for item in node[1:]) + ")"
+            refs[node[0]] = rendered
+            return rendered
+        return "(" + "".join(_structure_token(item, refs) for item in node) + ")"
+    if kind is str:
+        return f"s{len(node)}:{node}"
+    if node is None or kind in (bool, int, float):
+        return f"{kind.__name__}:{node!r}"
+    if isinstance(node, type) or (callable(node) and hasattr(node, "__qualname__")):
+        return f"c:{_qualified(node)}"
+    if isinstance(node, Mapper):
+        return f"m:{_qualified(node.class_)}"
+    if isinstance(node, MapperProperty):
+        # lazy-load criteria name the relationship itself
+        return f"p:{_qualified(node.parent.class_)}.{node.key}"
+    if isinstance(node, types.CodeType):
+        # lambda statements (lazy loads) are keyed on their code; its file
+        # name without the directory is the same in every installation
+        name = os.path.basename(node.co_filename)
+        return f"code:{name}:{node.co_qualname}:{node.co_firstlineno}"
+    if isinstance(node, Table):
+        return f"t:{node.fullname}"
+    if isinstance(node, Column) and isinstance(node.table, Table):
+        return f"col:{node.table.fullname}.{node.name}"
+    if isinstance(node, enum.Enum):
+        return f"e:{_qualified(kind)}.{node.name}"
+    if isinstance(node, ClauseElement):
         sub = _sa_internals.statement_cache_key(node)
         if sub is None:
             raise UncacheableQueryError(
                 f"cannot derive a cache key from {node!r}; give the query "
                 "an explicit cache_key"
             )
-        _structure_token(sub.key, out)
-    else:
-        out.append(_stable_repr(node, "statement element"))
+        return _structure_token(sub.key, {})
+    return _stable_repr(node, "statement element")
 
 
 _structure_digests: dict[Any, bytes] = {}
@@ -153,9 +177,8 @@ def _structure_digest(structure: Any) -> bytes:
         return _structure_digests[structure]
     except KeyError:
         pass
-    out: list[str] = []
-    _structure_token(structure, out)
-    digest = hashlib.blake2b("".join(out).encode("utf-8", "surrogatepass"), digest_size=20).digest()
+    rendered = _structure_token(structure, {})
+    digest = hashlib.blake2b(rendered.encode("utf-8", "surrogatepass"), digest_size=20).digest()
     if len(_structure_digests) >= _STRUCTURE_CACHE_SIZE:
         _structure_digests.clear()
     _structure_digests[structure] = digest

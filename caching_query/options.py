@@ -77,6 +77,18 @@ class CacheOption(UserDefinedOption):
         bound.cache_manager = cache_manager
         return bound
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Objects loaded under a propagating option carry it in their state,
+        # and a pickling backend stores them: keep the option portable. A
+        # CacheManager may hold sessions, so the binding stays in-process;
+        # an unpickled option resolves regions like an unbound one.
+        state = dict(self.__dict__)
+        state["cache_manager"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def cache(self, default_manager: CacheManager | None = None) -> Cache:
         """The Beaker ``Cache`` this option stores into."""
         return regions.get_cache(
@@ -142,7 +154,8 @@ class RelationshipCache(CacheOption):
                 f"RelationshipCache needs a relationship attribute such as "
                 f"Address.postal_code, not {attribute!r}"
             )
-        self.mapper: Mapper[Any] = inspect(attribute.class_)
+        # The class, not its Mapper, so that the option pickles.
+        self.entity: type = attribute.class_
         self.key: str = prop.key
         self._chain: tuple[RelationshipCache, ...] = (self,)
 
@@ -171,8 +184,8 @@ class RelationshipCache(CacheOption):
 
     def matches(self, mapper: Mapper[Any], key: str) -> bool:
         """True when this link covers relationship ``key`` of ``mapper``."""
-        return key == self.key and mapper.isa(self.mapper)
+        return key == self.key and mapper.isa(inspect(self.entity))
 
     def __repr__(self) -> str:
-        names = ", ".join(f"{link.mapper.class_.__name__}.{link.key}" for link in self._chain)
+        names = ", ".join(f"{link.entity.__name__}.{link.key}" for link in self._chain)
         return f"RelationshipCache({self.region!r}, {self.namespace!r}, {names})"

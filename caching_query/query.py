@@ -39,7 +39,7 @@ class CachingQuery(Query[_T]):
         if any(isinstance(arg, CacheOption) for arg in bound):
             _check_no_conflict(self, bound)
             if self.session is not None:
-                core.ensure_installed(self.session)
+                core.ensure_installed(self.session, manager)
         return super().options(*bound)
 
     def with_cache_key(
@@ -56,7 +56,7 @@ class CachingQuery(Query[_T]):
 
     def cache_option(self) -> FromCache:
         """The ``FromCache`` option this query carries."""
-        for option in _sa_internals.query_options(self):
+        for option in _sa_internals.statement_options(self):
             if isinstance(option, FromCache):
                 return option
         raise CacheOptionError(
@@ -121,7 +121,7 @@ class CachingQuery(Query[_T]):
 
 def _check_no_conflict(query: Query[Any], new: Sequence[Any]) -> None:
     options = [
-        o for o in (*_sa_internals.query_options(query), *new) if isinstance(o, FromCache)
+        o for o in (*_sa_internals.statement_options(query), *new) if isinstance(o, FromCache)
     ]
     for option in options[1:]:
         if not core.same_target(options[0], option):

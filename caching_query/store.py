@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable
 
 from beaker.cache import Cache
-from beaker.container import Value
+from beaker.container import OpenResourceNamespaceManager, Value
 
 from .entry import CacheEntry, is_valid
 
@@ -63,9 +63,16 @@ def _discard(cache: Cache, key: str) -> None:
     # lets the next miss store a good entry instead of tripping over it.
     try:
         remove(cache, key)
+        return
     except Exception:
-        log.warning("caching_query: could not remove the bad value under key %r", key,
-                    exc_info=True)
+        if not isinstance(cache.namespace, OpenResourceNamespaceManager):
+            log.warning("caching_query: could not remove the bad value under key %r", key,
+                        exc_info=True)
+            return
+    # file and dbm keep a whole namespace in one file; when that file
+    # cannot be read, no key in it can, and dropping it is the only repair.
+    log.warning("caching_query: removing unreadable namespace file of %r", cache.namespace_name)
+    cache.namespace.remove()
 
 
 def _checked(cache: Cache, key: str, value: Any) -> CacheEntry | None:
@@ -82,24 +89,27 @@ def _checked(cache: Cache, key: str, value: Any) -> CacheEntry | None:
     return None
 
 
-def read(cache: Cache, key: str) -> CacheEntry | None:
-    """The live entry under ``key``, or None; one backend read."""
+def _read_record(cache: Cache, key: str) -> Any:
     namespace = cache.namespace
     namespace.acquire_read_lock()
     try:
-        stored = namespace[_backend_key(key)]
-    except KeyError:
+        return namespace[_backend_key(key)]
+    finally:
         namespace.release_read_lock()
+
+
+def read(cache: Cache, key: str) -> CacheEntry | None:
+    """The live entry under ``key``, or None; one backend read."""
+    try:
+        stored = _read_record(cache, key)
+    except KeyError:
         return None
     except Exception:
         # An unpickling failure: a corrupt or foreign value.
-        namespace.release_read_lock()
         log.warning("caching_query: unreadable value under key %r in namespace %r",
                     key, cache.namespace_name, exc_info=True)
         _discard(cache, key)
         return None
-    else:
-        namespace.release_read_lock()
     return _checked(cache, key, _unpack(cache, key, stored))
 
 
