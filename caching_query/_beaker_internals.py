@@ -35,4 +35,15 @@ def register_backend(name: str, namespace_class: type) -> None:
         if not backends.initialized:
             backends._init()
             backends.initialized = True
+        replaced = backends._clsmap.get(name)
         backends._clsmap[name] = namespace_class
+    if replaced is not None and replaced is not namespace_class:
+        # Beaker memoizes Cache objects by namespace and configuration; a
+        # region of this type would otherwise keep the replaced class.
+        stale = [
+            memo_key
+            for memo_key, cache in list(beaker.cache.cache_managers.items())
+            if type(cache.namespace) is replaced
+        ]
+        for memo_key in stale:
+            beaker.cache.cache_managers.pop(memo_key, None)

@@ -87,7 +87,7 @@ def _unique_required(row: Any) -> Any:
 
 def require_unique(result: Result[Any]) -> Result[Any]:
     """Make ``result`` refuse to be fetched without ``.unique()``."""
-    result._unique_filter_state = (None, _unique_required)
+    result._unique_filter_state = (set(), _unique_required)
     return result
 
 

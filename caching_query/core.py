@@ -34,6 +34,7 @@ from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import TextClause
 
 from . import _sa_internals, keys, regions, store
 from .entry import CacheEntry
@@ -48,7 +49,7 @@ SessionTarget = Session | type[Session] | sessionmaker[Any] | scoped_session[Any
 
 _installed: weakref.WeakSet[Any] = weakref.WeakSet()
 _default_managers: weakref.WeakKeyDictionary[Any, CacheManager] = weakref.WeakKeyDictionary()
-_flushed_transactions: weakref.WeakSet[Any] = weakref.WeakSet()
+_written_transactions: weakref.WeakSet[Any] = weakref.WeakSet()
 _mapped_types: dict[type, bool] = {}
 
 
@@ -81,7 +82,6 @@ def install(target: SessionTarget, cache_manager: CacheManager | None = None) ->
     if target in _installed:
         return
     event.listen(target, "do_orm_execute", _on_do_orm_execute)
-    event.listen(target, "after_flush", _on_after_flush)
     _installed.add(target)
 
 
@@ -103,24 +103,58 @@ def _default_manager(session: Session) -> CacheManager | None:
     return _default_managers.get(session) or _default_managers.get(type(session))
 
 
-def _on_after_flush(session: Session, flush_context: Any) -> None:
+def _mark_written(session: Session) -> None:
     transaction = session.get_transaction()
     if transaction is not None:
-        _flushed_transactions.add(transaction)
+        _written_transactions.add(transaction)
+
+
+def _on_after_flush(session: Session, flush_context: Any) -> None:
+    _mark_written(session)
+
+
+def _on_after_bulk(update_context: Any) -> None:
+    _mark_written(update_context.session)
+
+
+# Writes must be seen from the start, before any session has run a cached
+# query. These fire only on writes, so listening on every Session costs
+# nothing per query.
+event.listen(Session, "after_flush", _on_after_flush)
+event.listen(Session, "after_bulk_update", _on_after_bulk)
+event.listen(Session, "after_bulk_delete", _on_after_bulk)
+
+
+def _may_write(state: ORMExecuteState) -> bool:
+    if state.is_insert or state.is_update or state.is_delete:
+        return True
+    # text() may be anything; only a plain SELECT is known not to write
+    statement = state.statement
+    return isinstance(statement, TextClause) and not statement.text.lstrip().lower().startswith(
+        "select"
+    )
 
 
 def _has_unpublished_changes(session: Session) -> bool:
     if session.new or session.deleted or session.dirty:
         return True
     transaction = session.get_transaction()
-    return transaction is not None and transaction in _flushed_transactions
+    if transaction is None:
+        return False
+    return transaction in _written_transactions
 
 
 # -- the hook ---------------------------------------------------------------
 
 
 def _on_do_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
-    if not state.is_select or state.execution_options.get(BYPASS):
+    if not state.is_select:
+        if _may_write(state):
+            # begin now, so the transaction that will hold the write is marked
+            state.session.connection(bind_arguments=state.bind_arguments)
+            _mark_written(state.session)
+        return None
+    if state.execution_options.get(BYPASS):
         return None
     option = find_option(state)
     if option is None:

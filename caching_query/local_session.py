@@ -31,7 +31,7 @@ from beaker.container import AbstractDictionaryNSManager, MemoryNamespaceManager
 from beaker.exceptions import MissingCacheParameter
 from sqlalchemy.orm import Session
 
-from . import _beaker_internals
+from . import _beaker_internals, regions
 
 _INFO_KEY = "caching_query.local_caches"
 
@@ -78,4 +78,5 @@ class ScopedSessionNamespace(MemoryNamespaceManager):
         """Register a Beaker type ``beaker_name`` bound to ``scoped_session``."""
         bound = type(cls.__name__, (cls,), {"default_scoped_session": staticmethod(scoped_session)})
         _beaker_internals.register_backend(beaker_name, bound)
+        regions.forget_caches()
         return bound

@@ -31,6 +31,12 @@ class CachingQuery(Query[_T]):
 
     cache_manager: CacheManager | None = None
 
+    def __init__(self, entities: Any, session: Any = None) -> None:
+        super().__init__(entities, session)
+        if session is not None:
+            # early, so that flushes before the first cached query are seen
+            core.ensure_installed(session, type(self).cache_manager)
+
     def options(self, *args: Any) -> CachingQuery[_T]:
         manager = type(self).cache_manager
         bound = tuple(
@@ -38,8 +44,6 @@ class CachingQuery(Query[_T]):
         )
         if any(isinstance(arg, CacheOption) for arg in bound):
             _check_no_conflict(self, bound)
-            if self.session is not None:
-                core.ensure_installed(self.session, manager)
         return super().options(*bound)
 
     def with_cache_key(

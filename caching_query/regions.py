@@ -48,6 +48,11 @@ def get_cache(region: str, namespace: str, manager: CacheManager | None) -> Cach
     return cache
 
 
+def forget_caches() -> None:
+    """Drop memoized caches, after a region type has been re-registered."""
+    _caches.clear()
+
+
 def is_session_local(cache: Cache) -> bool:
     """True for a region whose storage belongs to one Session.
 
