@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from caching_query import FromCache, RelationshipCache
 
-from .environment import Session, cache_manager, sql
+from .environment import Session, cache_manager, report, sql
 from .fixture_data import PEOPLE
 from .model import Person
 
@@ -61,16 +61,6 @@ def touch_addresses(people: list[Person]) -> int:
         assert streets == [f"{number} Main Street", f"{number} Side Street"], (person, streets)
         seen += len(streets)
     return seen
-
-
-def report(step: int, what: str, expected_sql: int, note: str | None = None) -> None:
-    """Print what a step did and how much SQL it ran; assert the count."""
-    count = sql.take()
-    if note is None:
-        note = "from cache" if count == 0 else ""
-    plural = "" if count == 1 else "s"
-    print(f"step {step}: {what} -> {count} SQL statement{plural}" + (f" ({note})" if note else ""))
-    assert count == expected_sql, f"step {step}: expected {expected_sql} SQL, got {count}"
 
 
 def main() -> None:

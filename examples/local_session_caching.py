@@ -12,18 +12,8 @@ from __future__ import annotations
 
 from caching_query import FromCache
 
-from .environment import Session, sql
+from .environment import Session, report, sql
 from .model import Person
-
-
-def report(step: int, what: str, expected_sql: int, note: str | None = None) -> None:
-    """Print what a step did and how much SQL it ran; assert the count."""
-    count = sql.take()
-    if note is None:
-        note = "from cache" if count == 0 else ""
-    plural = "" if count == 1 else "s"
-    print(f"step {step}: {what} -> {count} SQL statement{plural}" + (f" ({note})" if note else ""))
-    assert count == expected_sql, f"step {step}: expected {expected_sql} SQL, got {count}"
 
 
 def person10_query():

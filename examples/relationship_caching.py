@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload
 
 from caching_query import RelationshipCache
 
-from .environment import Session, cache_manager, sql
+from .environment import Session, cache_manager, report, sql
 from .fixture_data import PEOPLE
 from .model import Address, City, Person, PostalCode
 
@@ -24,16 +24,6 @@ cache_address_bits = (
     .and_(RelationshipCache("default", "byid", City.country))
     .and_(RelationshipCache("default", "byid", Address.postal_code))
 )
-
-
-def report(step: int, what: str, expected_sql: int, note: str | None = None) -> None:
-    """Print what a step did and how much SQL it ran; assert the count."""
-    count = sql.take()
-    if note is None:
-        note = "from cache" if count == 0 else ""
-    plural = "" if count == 1 else "s"
-    print(f"step {step}: {what} -> {count} SQL statement{plural}" + (f" ({note})" if note else ""))
-    assert count == expected_sql, f"step {step}: expected {expected_sql} SQL, got {count}"
 
 
 def load_and_print_everyone() -> list[str]:
