@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from caching_query import CachingQuery
 from examples import fixture_data
 
+pytest_plugins = ["tests.servers"]
+
 
 class SQLCounter:
     """Counts statements an engine sends (``before_cursor_execute``)."""
