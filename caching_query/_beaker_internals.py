@@ -8,19 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import beaker.cache
-from beaker.cache import Cache
+from beaker.ext.memcached import MemcachedNamespaceManager
 
-__all__ = ["cache_for_config", "register_backend"]
-
-
-def cache_for_config(namespace: str, config: dict[str, Any]) -> Cache:
-    """Beaker's shared ``Cache`` for a namespace and region configuration.
-
-    The same function ``CacheManager.get_cache_region`` ends in; it keeps
-    one ``Cache`` per namespace and configuration, so that, for example,
-    memory regions share one dictionary per namespace.
-    """
-    return Cache._get_cache(namespace, config)
+__all__ = ["register_backend", "set_record", "WriteRefused"]
 
 
 def register_backend(name: str, namespace_class: type) -> None:
@@ -35,15 +25,26 @@ def register_backend(name: str, namespace_class: type) -> None:
         if not backends.initialized:
             backends._init()
             backends.initialized = True
-        replaced = backends._clsmap.get(name)
         backends._clsmap[name] = namespace_class
-    if replaced is not None and replaced is not namespace_class:
-        # Beaker memoizes Cache objects by namespace and configuration; a
-        # region of this type would otherwise keep the replaced class.
-        stale = [
-            memo_key
-            for memo_key, cache in list(beaker.cache.cache_managers.items())
-            if type(cache.namespace) is replaced
-        ]
-        for memo_key in stale:
-            beaker.cache.cache_managers.pop(memo_key, None)
+
+
+class WriteRefused(Exception):
+    """The backend did not store a value and said so only by its return."""
+
+
+def set_record(namespace: Any, key: bytes, record: Any, expire: int | None) -> None:
+    """Store ``record`` like ``namespace.set_value`` does, but never silently fail.
+
+    Beaker's memcached namespace ignores the client's answer, and the
+    clients report a dead server (or an item over the size limit) only
+    by returning a false value.
+    """
+    if isinstance(namespace, MemcachedNamespaceManager):
+        stored = namespace.mc.set(namespace._format_key(key), record, time=expire or 0)
+        if not stored:
+            raise WriteRefused(
+                "memcached did not store the entry: server down, or the entry "
+                "is over its item size limit"
+            )
+    else:
+        namespace.set_value(key, record, expiretime=expire)

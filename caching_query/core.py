@@ -36,9 +36,9 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import TextClause
 
-from . import _sa_internals, keys, regions, store
+from . import _sa_internals, health, keys, regions, store
 from .entry import CacheEntry
-from .exc import CacheOptionError
+from .exc import CacheOptionError, CachingQueryError
 from .options import CacheOption, FromCache, RelationshipCache
 
 # Set on the inner execution of a miss, so that no cache hook (this one,
@@ -212,7 +212,15 @@ def execute_cached(state: ORMExecuteState, option: CacheOption) -> Result[Any] |
             f"{option!r} cannot be combined with yield_per: a cached result is "
             "stored whole; remove one of the two"
         )
-    cache = option.cache(_default_manager(session))
+    try:
+        cache = option.cache(_default_manager(session))
+    except Exception as error:
+        # A backend that cannot even be opened (its server is down) must not
+        # stop the query; configuration errors still raise.
+        if isinstance(error, CachingQueryError) or not health.is_backend_failure(error):
+            raise
+        health.failed_region(option.region, error)
+        return None
     local = regions.is_session_local(cache)
     if not local and _has_unpublished_changes(session):
         return None

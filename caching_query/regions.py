@@ -8,18 +8,22 @@ fills.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any
 
 import beaker.cache
 from beaker.cache import Cache, CacheManager
 
-from . import _beaker_internals
 from .exc import UnknownRegionError
 
-# (manager id, region, namespace) -> (region config, Cache). Beaker's own
+# manager -> (region, namespace) -> (region config, Cache). Beaker's own
 # lookup renders the whole config with str() on every call; this one is a
 # dict probe, and notices when a region is reconfigured.
-_caches: dict[tuple[int, str, str], tuple[dict[str, Any], Cache]] = {}
+_Memo = dict[tuple[str, str], tuple[dict[str, Any], Cache]]
+_caches: weakref.WeakKeyDictionary[CacheManager, _Memo] = weakref.WeakKeyDictionary()
+_global_caches: _Memo = {}
+_creating = threading.Lock()
 
 
 def region_config(region: str, manager: CacheManager | None) -> dict[str, Any]:
@@ -39,18 +43,29 @@ def region_config(region: str, manager: CacheManager | None) -> dict[str, Any]:
 def get_cache(region: str, namespace: str, manager: CacheManager | None) -> Cache:
     """The Beaker ``Cache`` holding ``namespace`` in ``region``."""
     config = region_config(region, manager)
-    slot = (id(manager), region, namespace)
-    found = _caches.get(slot)
+    memo = _global_caches if manager is None else _caches.get(manager)
+    slot = (region, namespace)
+    found = memo.get(slot) if memo is not None else None
     if found is not None and found[0] is config:
         return found[1]
-    cache = _beaker_internals.cache_for_config(namespace, config)
-    _caches[slot] = (config, cache)
-    return cache
+    # Beaker's own memo is not thread-safe: threads missing it together
+    # would each build a Cache, and a SQL namespace keeps state per object.
+    with _creating:
+        if memo is None:
+            memo = _caches.setdefault(manager, {})  # type: ignore[arg-type]
+        found = memo.get(slot)
+        if found is not None and found[0] is config:
+            return found[1]
+        cache = Cache(namespace, **config)
+        memo[slot] = (config, cache)
+        return cache
 
 
 def forget_caches() -> None:
     """Drop memoized caches, after a region type has been re-registered."""
-    _caches.clear()
+    with _creating:
+        _caches.clear()
+        _global_caches.clear()
 
 
 def is_session_local(cache: Cache) -> bool:

@@ -2,28 +2,40 @@
 
 A hit costs one backend read: Beaker's ``Value.get_value()`` asks
 whether the key exists and then reads it (two round trips to memcached
-or Redis). Misses go through Beaker's ``Value`` so that its creation lock
-lets only one thread or process run the query for a key at a time.
+or Redis). A miss takes the namespace's creation lock, so that only one
+thread or process runs the query for a key at a time, reads again, and
+stores what it created. Records keep Beaker's ``(stored_at, expire,
+value)`` layout, so Beaker's own ``Cache.get(key)`` reads them.
 
 A value that is not a ``CacheEntry`` this version understands (foreign,
-corrupt, from a newer format) is never returned: it is logged and
-treated as a miss.
+corrupt, from a newer format) is never returned: it is logged, removed
+and treated as a miss. A backend that fails is reported to ``health``
+and the query runs against the database.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
+import weakref
 from typing import Any, Callable
 
 from beaker.cache import Cache
-from beaker.container import OpenResourceNamespaceManager, Value
+from beaker.container import OpenResourceNamespaceManager
+from beaker.synchronization import NameLock, null_synchronizer
 
+from . import _beaker_internals, health
 from .entry import CacheEntry, is_valid
 
 log = logging.getLogger("caching_query")
 
 _MISSING = object()
+
+
+class BackendFailure(Exception):
+    """A cache backend operation failed; ``health`` has been told."""
 
 
 def _backend_key(key: str) -> bytes:
@@ -40,22 +52,6 @@ def _is_expired(cache: Cache, stored_at: float, expire: int | None) -> bool:
     if cache.starttime is not None and stored_at < cache.starttime:
         return True
     return expire is not None and time.time() >= stored_at + expire
-
-
-def _unpack(cache: Cache, key: str, stored: Any) -> Any:
-    """The value inside Beaker's ``(stored_at, expire, value)`` record."""
-    if stored is None:  # the memcached backend answers None for "absent"
-        return _MISSING
-    try:
-        stored_at, expire, value = stored
-    except (TypeError, ValueError):
-        log.warning("caching_query: ignoring a malformed record under key %r in namespace %r",
-                    key, cache.namespace_name)
-        _discard(cache, key)
-        return _MISSING
-    if _is_expired(cache, stored_at, expire):
-        return _MISSING
-    return value
 
 
 def _discard(cache: Cache, key: str) -> None:
@@ -75,6 +71,22 @@ def _discard(cache: Cache, key: str) -> None:
     cache.namespace.remove()
 
 
+def _unpack(cache: Cache, key: str, stored: Any) -> Any:
+    """The value inside Beaker's ``(stored_at, expire, value)`` record."""
+    if stored is None:  # the memcached backend answers None for "absent"
+        return _MISSING
+    try:
+        stored_at, expire, value = stored
+    except (TypeError, ValueError):
+        log.warning("caching_query: ignoring a malformed record under key %r in namespace %r",
+                    key, cache.namespace_name)
+        _discard(cache, key)
+        return _MISSING
+    if _is_expired(cache, stored_at, expire):
+        return _MISSING
+    return value
+
+
 def _checked(cache: Cache, key: str, value: Any) -> CacheEntry | None:
     if value is _MISSING:
         return None
@@ -89,13 +101,44 @@ def _checked(cache: Cache, key: str, value: Any) -> CacheEntry | None:
     return None
 
 
+_guards: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+
+
+def _thread_guard(namespace: Any) -> Any:
+    """A lock for namespaces Beaker leaves unguarded between threads.
+
+    ``ext:database`` and ``ext:sqla`` keep a whole namespace in one object
+    shared by every thread, behind a null access lock.
+    """
+    if not isinstance(getattr(namespace, "access_lock", None), null_synchronizer):
+        return contextlib.nullcontext()
+    guard = _guards.get(namespace)
+    if guard is None:
+        guard = _guards.setdefault(namespace, threading.RLock())
+    return guard
+
+
+def _creation_lock(cache: Cache, key: str) -> Any:
+    lock = cache.namespace.get_creation_lock(_backend_key(key))
+    if isinstance(lock, null_synchronizer):
+        # No lock_dir configured: still one creator per key in this process.
+        return NameLock(identifier=f"caching_query/{cache.namespace_name}/{key}")
+    return lock
+
+
 def _read_record(cache: Cache, key: str) -> Any:
     namespace = cache.namespace
-    namespace.acquire_read_lock()
-    try:
-        return namespace[_backend_key(key)]
-    finally:
-        namespace.release_read_lock()
+    with _thread_guard(namespace):
+        namespace.acquire_read_lock()
+        try:
+            return namespace[_backend_key(key)]
+        finally:
+            namespace.release_read_lock()
+
+
+def _backend_failed(cache: Cache, error: BaseException) -> BackendFailure:
+    health.failed(cache, error)
+    return BackendFailure(str(error))
 
 
 def read(cache: Cache, key: str) -> CacheEntry | None:
@@ -103,22 +146,53 @@ def read(cache: Cache, key: str) -> CacheEntry | None:
     try:
         stored = _read_record(cache, key)
     except KeyError:
-        return None
-    except Exception:
-        # An unpickling failure: a corrupt or foreign value.
+        stored = None
+    except Exception as error:
+        if health.is_backend_failure(error):
+            raise _backend_failed(cache, error) from error
         log.warning("caching_query: unreadable value under key %r in namespace %r",
                     key, cache.namespace_name, exc_info=True)
         _discard(cache, key)
         return None
+    health.succeeded(cache)
     return _checked(cache, key, _unpack(cache, key, stored))
 
 
 def write(cache: Cache, key: str, entry: CacheEntry, expire: int | None = None) -> None:
-    Value(_backend_key(key), cache.namespace, expiretime=_expire_for(cache, expire)).set_value(entry)
+    """Store ``entry`` under ``key``; BackendFailure if the backend did not."""
+    namespace = cache.namespace
+    expire = _expire_for(cache, expire)
+    try:
+        with _thread_guard(namespace):
+            namespace.acquire_write_lock()
+            try:
+                _beaker_internals.set_record(
+                    namespace, _backend_key(key), (time.time(), expire, entry), expire
+                )
+            finally:
+                namespace.release_write_lock()
+    except Exception as error:
+        if health.is_backend_failure(error):
+            raise _backend_failed(cache, error) from error
+        # one failed write (a concurrent insert of the same row, say)
+        log.warning("caching_query: could not store the entry under key %r: %s", key, error)
+        return
+    health.succeeded(cache)
 
 
 def remove(cache: Cache, key: str) -> None:
-    Value(_backend_key(key), cache.namespace).clear_value()
+    """Remove ``key``'s entry; a backend failure propagates, as the entry may remain."""
+    namespace = cache.namespace
+    backend_key = _backend_key(key)
+    with _thread_guard(namespace):
+        namespace.acquire_write_lock()
+        try:
+            try:
+                del namespace[backend_key]
+            except KeyError:
+                pass
+        finally:
+            namespace.release_write_lock()
 
 
 def get_or_create(
@@ -129,24 +203,37 @@ def get_or_create(
 ) -> CacheEntry:
     """The entry under ``key``, running ``create`` at most once per miss.
 
-    Concurrent misses on one key wait on Beaker's creation lock and then
-    read what the first one stored.
+    Concurrent misses on one key wait on the creation lock and then read
+    what the first one stored. When the backend fails, ``create()``'s
+    entry is returned without being stored.
     """
-    entry = read(cache, key)
-    if entry is not None:
+    if not health.available(cache):
+        return create()
+    try:
+        entry = read(cache, key)
+        if entry is not None:
+            return entry
+        lock = _creation_lock(cache, key)
+        lock.acquire()
+    except BackendFailure:
+        return create()
+    except Exception as error:  # the creation lock's own backend
+        _backend_failed(cache, error)
+        return create()
+    try:
+        try:
+            entry = read(cache, key)
+        except BackendFailure:
+            entry = None
+        if entry is None:
+            entry = create()
+            try:
+                write(cache, key, entry, expire)
+            except BackendFailure:
+                pass
         return entry
-    value = Value(
-        _backend_key(key),
-        cache.namespace,
-        createfunc=create,
-        expiretime=_expire_for(cache, expire),
-        starttime=cache.starttime,
-    )
-    found = value.get_value()
-    if is_valid(found):
-        return found
-    # A bad value slipped past Value's own existence check.
-    _checked(cache, key, found)
-    entry = create()
-    value.set_value(entry)
-    return entry
+    finally:
+        try:
+            lock.release()
+        except Exception as error:
+            health.failed(cache, error)

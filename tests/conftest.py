@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import beaker.cache
+import bmemcached
 import pytest
+import redis
 from beaker.cache import CacheManager
 from beaker.container import MemoryNamespaceManager
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    MetaData,
+    PickleType,
+    String,
+    Table,
+    create_engine,
+    event,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
-from caching_query import CachingQuery
+from caching_query import CachingQuery, health
 from examples import fixture_data
 
 pytest_plugins = ["tests.servers"]
@@ -83,10 +97,74 @@ def _clear_memory_namespaces() -> None:
         dictionary.clear()
 
 
+def _memcached(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
+    server = request.getfixturevalue("memcached_server")
+    bmemcached.Client([server.url]).flush_all()
+    return {"type": "ext:memcached", "url": server.url, "memcache_module": "bmemcached",
+            "lock_dir": str(tmp / "lock")}
+
+
+def _redis(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
+    server = request.getfixturevalue("redis_server")
+    redis.Redis.from_url(server.url).flushdb()
+    return {"type": "ext:redis", "url": server.url}
+
+
+def _postgres(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
+    server = request.getfixturevalue("postgres_server")
+    table = f"cq_cache_{abs(hash(request.node.nodeid)) % 10**8}"
+    # pre-ping: the server tests restart PostgreSQL under pooled connections
+    return {"type": "ext:database", "url": server.url, "table_name": table,
+            "sa_opts": {"sa.pool_pre_ping": True}}
+
+
+def _sqla_sqlite(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
+    # The table Beaker's make_cache_table() describes; that function needs
+    # the namespace class to have been used first.
+    engine = create_engine(f"sqlite:///{tmp / 'cache.db'}")
+    metadata = MetaData()
+    table = Table(
+        "beaker_cache", metadata,
+        Column("namespace", String(255), primary_key=True),
+        Column("accessed", DateTime, nullable=False),
+        Column("created", DateTime, nullable=False),
+        Column("data", PickleType, nullable=False),
+    )
+    metadata.create_all(engine)
+    return {"type": "ext:sqla", "bind": engine, "table": table, "lock_dir": str(tmp / "lock")}
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], dict[str, Any]]] = {
+    "memory": lambda request, tmp: {"type": "memory"},
+    "file": lambda request, tmp: {"type": "file", "data_dir": str(tmp)},
+    "dbm": lambda request, tmp: {"type": "dbm", "data_dir": str(tmp)},
+    "sqla-sqlite": _sqla_sqlite,
+    "memcached": _memcached,
+    "redis": _redis,
+    "database-postgresql": _postgres,
+}
+SERVER_BACKENDS = {"memcached", "redis", "database-postgresql"}
+# CQ_BACKENDS=memory,file narrows a local run; CI runs them all.
+SELECTED = [b for b in os.environ.get("CQ_BACKENDS", ",".join(BACKENDS)).split(",") if b]
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.server] if name in SERVER_BACKENDS else [])
+        for name in SELECTED
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The Beaker backend the ``default`` region uses in this test."""
+    return request.param
+
+
 @pytest.fixture
-def region_config() -> dict[str, Any]:
-    """The configuration of the ``default`` region; overridden per backend."""
-    return {"type": "memory"}
+def region_config(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The configuration of the ``default`` region, for each backend in turn."""
+    return BACKENDS[backend](request, tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture
@@ -95,8 +173,10 @@ def cache_manager(region_config: dict[str, Any]) -> Iterator[CacheManager]:
     saved = dict(beaker.cache.cache_regions)
     beaker.cache.cache_regions.clear()
     _clear_memory_namespaces()
+    health.reset()
     manager = CacheManager(cache_regions={"default": dict(region_config)})
     yield manager
+    health.reset()
     beaker.cache.cache_regions.clear()
     beaker.cache.cache_regions.update(saved)
     _clear_memory_namespaces()

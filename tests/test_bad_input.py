@@ -91,7 +91,12 @@ def test_handles_need_a_cache_option(session):
 def test_foreign_value_is_a_logged_miss(session, sql, caplog, stored):
     q = session.query(Person).filter(Person.id == 1).options(FromCache("default", "bad"))
     cache, key = q.cache_and_key()
-    cache.namespace[key.encode()] = stored
+    namespace = cache.namespace
+    namespace.acquire_write_lock()  # opens file, dbm and database namespaces
+    try:
+        namespace[key.encode()] = stored
+    finally:
+        namespace.release_write_lock()
     with caplog.at_level(logging.WARNING, "caching_query"), sql.expect(1):
         assert [p.name for p in q.all()] == ["person 01"]
     assert "caching_query" in caplog.text

@@ -16,7 +16,8 @@ THREADS = 8
 def test_concurrent_misses_run_the_query_once(engine, Session, sql):
     @event.listens_for(engine, "connect")
     def add_slow(dbapi_connection, record):
-        dbapi_connection.create_function("slow", 1, lambda x: time.sleep(0.3) or x)
+        # one slow row keeps the first query running while the others miss
+        dbapi_connection.create_function("slow", 1, lambda x: (x == 1 and time.sleep(0.3)) or x)
 
     engine.dispose()  # new connections get the function
     barrier = threading.Barrier(THREADS)

@@ -62,13 +62,6 @@ def test_unique_requirement_round_trip(session):
         raise AssertionError("require_unique() did not make the result refuse")
 
 
-def test_beaker_cache_for_config_is_shared():
-    config = {"type": "memory"}
-    assert _beaker_internals.cache_for_config("ns", config) is _beaker_internals.cache_for_config(
-        "ns", dict(config)
-    )
-
-
 def test_beaker_register_backend():
     name = "ext:caching_query_canary"
     _beaker_internals.register_backend(name, ScopedSessionNamespace)
