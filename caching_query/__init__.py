@@ -8,7 +8,7 @@ Swap in the query class, mark the queries to cache::
 2.0-style ``select()`` and ``Session.get()`` need ``install(Session)`` once.
 """
 
-from .core import install, invalidate
+from .core import clear, install, invalidate
 from .entry import CacheEntry
 from .exc import (
     CacheOptionError,
@@ -28,6 +28,7 @@ __all__ = [
     "RelationshipCache",
     "UncacheableQueryError",
     "UnknownRegionError",
+    "clear",
     "install",
     "invalidate",
     "query_callable",

@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import pickle
+from typing import Any, Sequence
 
 import beaker.cache
 from beaker.ext.memcached import MemcachedNamespaceManager
+from beaker.ext.redisnm import RedisNamespaceManager
+from beaker.ext.sqla import SqlaNamespaceManager
 
-__all__ = ["register_backend", "set_record", "WriteRefused"]
+__all__ = ["refresh", "register_backend", "read_records", "set_record", "WriteRefused"]
 
 
 def register_backend(name: str, namespace_class: type) -> None:
@@ -48,3 +51,42 @@ def set_record(namespace: Any, key: bytes, record: Any, expire: int | None) -> N
             )
     else:
         namespace.set_value(key, record, expiretime=expire)
+
+
+def refresh(namespace: Any) -> None:
+    """Make a SQL namespace read its row again at the next open.
+
+    ``ext:sqla`` and ``ext:database`` keep a whole namespace in one row,
+    load it at the first open and never again, so they would not see what
+    other processes wrote (or cleared).
+    """
+    if isinstance(namespace, SqlaNamespaceManager) and namespace.openers == 0:
+        namespace.loaded = False
+
+
+def read_records(namespace: Any, keys: Sequence[bytes]) -> list[Any]:
+    """The values under ``keys`` (None where absent), in one backend round trip.
+
+    Beaker's API reads one key per call; memcached and Redis answer several
+    in one request, and the file, dbm and SQL namespaces load the whole
+    namespace in one open anyway.
+    """
+    if isinstance(namespace, MemcachedNamespaceManager):
+        formatted = [namespace._format_key(key) for key in keys]
+        found = namespace.mc.get_multi(formatted) or {}
+        return [found.get(key) for key in formatted]
+    if isinstance(namespace, RedisNamespaceManager):
+        raw = namespace.client.mget([namespace._format_key(key) for key in keys])
+        return [None if value is None else pickle.loads(value) for value in raw]
+    refresh(namespace)
+    namespace.acquire_read_lock()
+    try:
+        values = []
+        for key in keys:
+            try:
+                values.append(namespace[key])
+            except KeyError:
+                values.append(None)
+        return values
+    finally:
+        namespace.release_read_lock()

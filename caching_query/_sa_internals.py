@@ -16,6 +16,7 @@ from sqlalchemy.orm import Query
 from sqlalchemy.sql.base import Executable
 
 __all__ = [
+    "CacheKeyedOption",
     "statement_cache_key",
     "query_execution_parts",
     "statement_options",
@@ -26,6 +27,26 @@ __all__ = [
     "require_unique",
     "frozen_result_from_rows",
 ]
+
+
+class CacheKeyedOption:
+    """Mixin: an option that takes part in SQLAlchemy's statement cache key.
+
+    SQLAlchemy leaves user-defined options out of the key it caches
+    compiled statements under. For an option that propagates to loaders
+    that is wrong: a query compiled once *without* it hands the compiled
+    state, and so its option set, to a later query *with* it, and the
+    objects that later query loads never carry the option. Subclasses
+    return a plain, process-independent tuple from ``cache_key_parts()``.
+    """
+
+    _is_has_cache_key = True
+
+    def cache_key_parts(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def _gen_cache_key(self, anon_map: Any, bindparams: Any) -> tuple[Any, ...]:
+        return self.cache_key_parts()
 
 
 def statement_cache_key(statement: Executable) -> Any:

@@ -13,7 +13,7 @@ from beaker.cache import Cache, CacheManager
 from sqlalchemy import inspect
 from sqlalchemy.orm.interfaces import UserDefinedOption
 
-from . import keys, regions
+from . import _sa_internals, keys, regions
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Mapper
@@ -126,7 +126,7 @@ class FromCache(CacheOption):
         )
 
 
-class RelationshipCache(CacheOption):
+class RelationshipCache(_sa_internals.CacheKeyedOption, CacheOption):
     """Serve the lazy load of a relationship from the cache.
 
     ``RelationshipCache("default", "by_id", PostalCode.city)`` caches every
@@ -178,6 +178,13 @@ class RelationshipCache(CacheOption):
             CacheOption.bound_to(link, cache_manager) for link in self._chain
         )
         return bound
+
+    def cache_key_parts(self) -> tuple[Any, ...]:
+        return ("caching_query.RelationshipCache",) + tuple(
+            (link.region, link.namespace, link.expire,
+             f"{link.entity.__module__}.{link.entity.__qualname__}", link.key)
+            for link in self._chain
+        )
 
     def links(self) -> Iterator[RelationshipCache]:
         return iter(self._chain)

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 import weakref
 from typing import Any, Callable
 
@@ -42,6 +43,20 @@ def _backend_key(key: str) -> bytes:
     # Beaker's Cache front-end stores str keys encoded this way; using the
     # same form lets ``cache.get(key)`` read what this module wrote.
     return key.encode("ascii", "backslashreplace")
+
+
+# Under this key each namespace keeps its generation: a random token that
+# clear() replaces. Entries carry the token they were created under, so
+# clearing is one write that touches nothing else, on every backend. "~"
+# never occurs in a key this library hands out.
+GENERATION_KEY = "~generation"
+_GENERATION = GENERATION_KEY.encode("ascii")
+
+
+def _new_generation(cache: Cache) -> str:
+    token = uuid.uuid4().hex
+    _store_raw(cache, _GENERATION, token, None)
+    return token
 
 
 def _expire_for(cache: Cache, expire: int | None) -> int | None:
@@ -126,14 +141,28 @@ def _creation_lock(cache: Cache, key: str) -> Any:
     return lock
 
 
-def _read_record(cache: Cache, key: str) -> Any:
+def _read_pair(cache: Cache, key: str) -> tuple[Any, Any]:
+    """The namespace's generation and ``key``'s record, in one round trip."""
     namespace = cache.namespace
     with _thread_guard(namespace):
-        namespace.acquire_read_lock()
+        generation, stored = _beaker_internals.read_records(
+            namespace, [_GENERATION, _backend_key(key)]
+        )
+    return generation, stored
+
+
+def _repair(cache: Cache, key: str) -> None:
+    """After an unreadable answer: drop whichever value is unreadable."""
+    namespace = cache.namespace
+    for backend_key, fix in (
+        (_GENERATION, lambda: _new_generation(cache)),  # a new generation: safe
+        (_backend_key(key), lambda: _discard(cache, key)),
+    ):
         try:
-            return namespace[_backend_key(key)]
-        finally:
-            namespace.release_read_lock()
+            with _thread_guard(namespace):
+                _beaker_internals.read_records(namespace, [backend_key])
+        except Exception:
+            fix()
 
 
 def _backend_failed(cache: Cache, error: BaseException) -> BackendFailure:
@@ -141,36 +170,63 @@ def _backend_failed(cache: Cache, error: BaseException) -> BackendFailure:
     return BackendFailure(str(error))
 
 
-def read(cache: Cache, key: str) -> CacheEntry | None:
-    """The live entry under ``key``, or None; one backend read."""
+def _lookup(cache: Cache, key: str) -> tuple[Any, CacheEntry | None]:
+    """The namespace's generation, and ``key``'s entry if live and current."""
     try:
-        stored = _read_record(cache, key)
-    except KeyError:
-        stored = None
+        generation, stored = _read_pair(cache, key)
     except Exception as error:
         if health.is_backend_failure(error):
             raise _backend_failed(cache, error) from error
         log.warning("caching_query: unreadable value under key %r in namespace %r",
                     key, cache.namespace_name, exc_info=True)
-        _discard(cache, key)
-        return None
-    health.succeeded(cache)
-    return _checked(cache, key, _unpack(cache, key, stored))
+        _repair(cache, key)
+        return None, None
+    if generation is not None or stored is not None:
+        # memcached clients answer "absent" for a dead server too: only
+        # data, or a write that went through, proves the backend is back
+        health.succeeded(cache)
+    entry = _checked(cache, key, _unpack(cache, key, stored))
+    if entry is not None and (generation is None or entry.meta.get("generation") != generation):
+        entry = None  # written before the namespace was last cleared
+    return generation, entry
 
 
-def write(cache: Cache, key: str, entry: CacheEntry, expire: int | None = None) -> None:
-    """Store ``entry`` under ``key``; BackendFailure if the backend did not."""
+def read(cache: Cache, key: str) -> CacheEntry | None:
+    """The live entry under ``key``, or None; one backend round trip."""
+    return _lookup(cache, key)[1]
+
+
+def _store_raw(cache: Cache, backend_key: bytes, value: Any, expire: int | None) -> None:
     namespace = cache.namespace
+    with _thread_guard(namespace):
+        _beaker_internals.refresh(namespace)  # write into the current row
+        namespace.acquire_write_lock()
+        try:
+            _beaker_internals.set_record(namespace, backend_key, value, expire)
+        finally:
+            namespace.release_write_lock()
+
+
+def _current_generation(cache: Cache) -> Any:
+    with _thread_guard(cache.namespace):
+        (generation,) = _beaker_internals.read_records(cache.namespace, [_GENERATION])
+    return generation if generation is not None else _new_generation(cache)
+
+
+def write(
+    cache: Cache,
+    key: str,
+    entry: CacheEntry,
+    expire: int | None = None,
+    generation: Any = None,
+) -> None:
+    """Store ``entry`` under ``key``; BackendFailure if the backend did not."""
     expire = _expire_for(cache, expire)
     try:
-        with _thread_guard(namespace):
-            namespace.acquire_write_lock()
-            try:
-                _beaker_internals.set_record(
-                    namespace, _backend_key(key), (time.time(), expire, entry), expire
-                )
-            finally:
-                namespace.release_write_lock()
+        entry.meta["generation"] = (
+            generation if generation is not None else _current_generation(cache)
+        )
+        _store_raw(cache, _backend_key(key), (time.time(), expire, entry), expire)
     except Exception as error:
         if health.is_backend_failure(error):
             raise _backend_failed(cache, error) from error
@@ -185,6 +241,7 @@ def remove(cache: Cache, key: str) -> None:
     namespace = cache.namespace
     backend_key = _backend_key(key)
     with _thread_guard(namespace):
+        _beaker_internals.refresh(namespace)
         namespace.acquire_write_lock()
         try:
             try:
@@ -193,6 +250,18 @@ def remove(cache: Cache, key: str) -> None:
                 pass
         finally:
             namespace.release_write_lock()
+
+
+def clear(cache: Cache) -> None:
+    """Make every entry of ``cache``'s namespace a miss: one write, nothing else touched.
+
+    Beaker's own ``Cache.clear()`` empties a whole memcached server
+    (``flush_all``) and walks Redis with ``KEYS``.
+    """
+    try:
+        _new_generation(cache)
+    except Exception as error:
+        raise _backend_failed(cache, error) from error
 
 
 def get_or_create(
@@ -210,7 +279,7 @@ def get_or_create(
     if not health.available(cache):
         return create()
     try:
-        entry = read(cache, key)
+        _, entry = _lookup(cache, key)
         if entry is not None:
             return entry
         lock = _creation_lock(cache, key)
@@ -222,13 +291,13 @@ def get_or_create(
         return create()
     try:
         try:
-            entry = read(cache, key)
+            generation, entry = _lookup(cache, key)
         except BackendFailure:
-            entry = None
+            generation, entry = None, None
         if entry is None:
             entry = create()
             try:
-                write(cache, key, entry, expire)
+                write(cache, key, entry, expire, generation)
             except BackendFailure:
                 pass
         return entry

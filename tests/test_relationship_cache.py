@@ -216,3 +216,19 @@ def test_subclass_attribute_not_loaded_loads_after_hit(company):
         with Session() as s, sql.expect(count):
             rows = s.query(Employee).order_by(Employee.id).options(FromCache("default", "emp")).all()
             assert rows[0].language == "py"
+
+
+def test_parent_query_compiled_without_the_option_first(Session, sql):
+    """The parent query's shape compiled once without the option must not drop it."""
+    option = RelationshipCache("default", "by_person", Person.addresses)
+
+    def load(s, *options):
+        people = s.query(Person).filter(Person.id < 3).order_by(Person.id).options(*options)
+        return [[a.street for a in p.addresses] for p in people]
+
+    with Session() as s, sql.expect(3):
+        load(s)  # same shape, no option: compiled and cached by SQLAlchemy
+    with Session() as s, sql.expect(3):
+        first = load(s, option)
+    with Session() as s, sql.expect(1):
+        assert load(s, option) == first

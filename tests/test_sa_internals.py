@@ -67,3 +67,13 @@ def test_beaker_register_backend():
     _beaker_internals.register_backend(name, ScopedSessionNamespace)
     assert beaker.cache.clsmap[name] is ScopedSessionNamespace
     del beaker.cache.clsmap._clsmap[name]
+
+
+def test_cache_keyed_option_enters_the_statement_key():
+    from caching_query import RelationshipCache
+
+    plain = select(Person)
+    with_option = plain.options(RelationshipCache("default", "x", Person.addresses))
+    key = _sa_internals.statement_cache_key(with_option).key
+    assert key != _sa_internals.statement_cache_key(plain).key
+    assert "caching_query.RelationshipCache" in repr(key)
