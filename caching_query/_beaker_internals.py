@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import pickle
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import beaker.cache
 from beaker.ext.memcached import MemcachedNamespaceManager

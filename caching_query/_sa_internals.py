@@ -7,7 +7,8 @@ the public API is reached only through this module, and
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import FrozenResult, Result

@@ -26,7 +26,8 @@ that its own writes have made stale.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from beaker.cache import Cache, CacheManager
 from sqlalchemy import event, inspect
@@ -72,7 +73,9 @@ def install(target: SessionTarget, cache_manager: CacheManager | None = None) ->
         if cache_manager is None:
             cache_manager = getattr(target.kw.get("query_cls"), "cache_manager", None)
         target = target.class_
-    if not (isinstance(target, Session) or (isinstance(target, type) and issubclass(target, Session))):
+    if not (
+        isinstance(target, Session) or (isinstance(target, type) and issubclass(target, Session))
+    ):
         raise TypeError(
             f"install() takes a sessionmaker, scoped_session, Session class or "
             f"Session, not {target!r}"

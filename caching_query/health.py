@@ -81,7 +81,9 @@ def _failed(backend: tuple[str, str], error: BaseException | str) -> None:
         log.warning(
             "caching_query: cache backend %s %s is unavailable (%s); "
             "queries go to the database until it is back",
-            backend[0], backend[1] or "", error,
+            backend[0],
+            backend[1] or "",
+            error,
         )
 
 

@@ -22,7 +22,8 @@ import os
 import re
 import types
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.orm import Mapper, MapperProperty
 from sqlalchemy.sql import ClauseElement
@@ -162,8 +163,7 @@ def _structure_token(node: Any, refs: dict[int, str]) -> str:
         sub = _sa_internals.statement_cache_key(node)
         if sub is None:
             raise UncacheableQueryError(
-                f"cannot derive a cache key from {node!r}; give the query "
-                "an explicit cache_key"
+                f"cannot derive a cache key from {node!r}; give the query an explicit cache_key"
             )
         return _structure_token(sub.key, {})
     return _stable_repr(node, "statement element")

@@ -25,7 +25,8 @@ a ``contextvars.ContextVar``: ``"scoped_session": current_session.get``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from beaker.container import AbstractDictionaryNSManager, MemoryNamespaceManager
 from beaker.exceptions import MissingCacheParameter

@@ -7,7 +7,8 @@ key, and the ``do_orm_execute`` hook in ``core`` acts on them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from beaker.cache import Cache, CacheManager
 from sqlalchemy import inspect
@@ -174,15 +175,18 @@ class RelationshipCache(_sa_internals.CacheKeyedOption, CacheOption):
         if cache_manager is None:
             return self
         bound = self._clone()
-        bound._chain = tuple(
-            CacheOption.bound_to(link, cache_manager) for link in self._chain
-        )
+        bound._chain = tuple(CacheOption.bound_to(link, cache_manager) for link in self._chain)
         return bound
 
     def cache_key_parts(self) -> tuple[Any, ...]:
         return ("caching_query.RelationshipCache",) + tuple(
-            (link.region, link.namespace, link.expire,
-             f"{link.entity.__module__}.{link.entity.__qualname__}", link.key)
+            (
+                link.region,
+                link.namespace,
+                link.expire,
+                f"{link.entity.__module__}.{link.entity.__qualname__}",
+                link.key,
+            )
             for link in self._chain
         )
 

@@ -9,7 +9,8 @@ hook in ``core``; this class only adds the handles on the query's entry.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from beaker.cache import Cache, CacheManager
 from sqlalchemy.orm import Query

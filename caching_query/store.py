@@ -21,7 +21,8 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from beaker.cache import Cache
 from beaker.container import OpenResourceNamespaceManager
@@ -77,8 +78,9 @@ def _discard(cache: Cache, key: str) -> None:
         return
     except Exception:
         if not isinstance(cache.namespace, OpenResourceNamespaceManager):
-            log.warning("caching_query: could not remove the bad value under key %r", key,
-                        exc_info=True)
+            log.warning(
+                "caching_query: could not remove the bad value under key %r", key, exc_info=True
+            )
             return
     # file and dbm keep a whole namespace in one file; when that file
     # cannot be read, no key in it can, and dropping it is the only repair.
@@ -93,8 +95,11 @@ def _unpack(cache: Cache, key: str, stored: Any) -> Any:
     try:
         stored_at, expire, value = stored
     except (TypeError, ValueError):
-        log.warning("caching_query: ignoring a malformed record under key %r in namespace %r",
-                    key, cache.namespace_name)
+        log.warning(
+            "caching_query: ignoring a malformed record under key %r in namespace %r",
+            key,
+            cache.namespace_name,
+        )
         _discard(cache, key)
         return _MISSING
     if _is_expired(cache, stored_at, expire):
@@ -110,7 +115,9 @@ def _checked(cache: Cache, key: str, value: Any) -> CacheEntry | None:
     log.warning(
         "caching_query: ignoring a value of type %s under key %r in namespace %r "
         "that this library did not store (or stored in another format)",
-        type(value).__name__, key, cache.namespace_name,
+        type(value).__name__,
+        key,
+        cache.namespace_name,
     )
     _discard(cache, key)
     return None
@@ -177,8 +184,12 @@ def _lookup(cache: Cache, key: str) -> tuple[Any, CacheEntry | None]:
     except Exception as error:
         if health.is_backend_failure(error):
             raise _backend_failed(cache, error) from error
-        log.warning("caching_query: unreadable value under key %r in namespace %r",
-                    key, cache.namespace_name, exc_info=True)
+        log.warning(
+            "caching_query: unreadable value under key %r in namespace %r",
+            key,
+            cache.namespace_name,
+            exc_info=True,
+        )
         _repair(cache, key)
         return None, None
     if generation is not None or stored is not None:

@@ -66,10 +66,7 @@ class Address(Base):
         return self.postal_code.country
 
     def __str__(self) -> str:
-        return (
-            f"{self.street}\t{self.city.name}, {self.postal_code.code}\t"
-            f"{self.country.name}"
-        )
+        return f"{self.street}\t{self.city.name}, {self.postal_code.code}\t{self.country.name}"
 
 
 class Person(Base):
@@ -77,9 +74,7 @@ class Person(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
-    addresses: Mapped[list[Address]] = relationship(
-        order_by=Address.id, collection_class=list
-    )
+    addresses: Mapped[list[Address]] = relationship(order_by=Address.id, collection_class=list)
 
     def __init__(self, name: str, *addresses: Address) -> None:
         self.name = name

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import beaker.cache
 import bmemcached
@@ -25,7 +26,8 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import sessionmaker
 
 from caching_query import CachingQuery, health
 from examples import fixture_data
@@ -100,8 +102,12 @@ def _clear_memory_namespaces() -> None:
 def _memcached(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
     server = request.getfixturevalue("memcached_server")
     bmemcached.Client([server.url]).flush_all()
-    return {"type": "ext:memcached", "url": server.url, "memcache_module": "bmemcached",
-            "lock_dir": str(tmp / "lock")}
+    return {
+        "type": "ext:memcached",
+        "url": server.url,
+        "memcache_module": "bmemcached",
+        "lock_dir": str(tmp / "lock"),
+    }
 
 
 def _redis(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
@@ -114,8 +120,12 @@ def _postgres(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
     server = request.getfixturevalue("postgres_server")
     table = f"cq_cache_{abs(hash(request.node.nodeid)) % 10**8}"
     # pre-ping: the server tests restart PostgreSQL under pooled connections
-    return {"type": "ext:database", "url": server.url, "table_name": table,
-            "sa_opts": {"sa.pool_pre_ping": True}}
+    return {
+        "type": "ext:database",
+        "url": server.url,
+        "table_name": table,
+        "sa_opts": {"sa.pool_pre_ping": True},
+    }
 
 
 def _sqla_sqlite(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
@@ -124,7 +134,8 @@ def _sqla_sqlite(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
     engine = create_engine(f"sqlite:///{tmp / 'cache.db'}")
     metadata = MetaData()
     table = Table(
-        "beaker_cache", metadata,
+        "beaker_cache",
+        metadata,
         Column("namespace", String(255), primary_key=True),
         Column("accessed", DateTime, nullable=False),
         Column("created", DateTime, nullable=False),
@@ -183,11 +194,11 @@ def cache_manager(region_config: dict[str, Any]) -> Iterator[CacheManager]:
 
 
 @pytest.fixture
-def Session(engine: Engine, cache_manager: CacheManager) -> sessionmaker[Session]:  # noqa: N802
+def Session(engine: Engine, cache_manager: CacheManager) -> sessionmaker[OrmSession]:  # noqa: N802
     return sessionmaker(bind=engine, query_cls=CachingQuery)
 
 
 @pytest.fixture
-def session(Session: sessionmaker[Session]) -> Iterator[Session]:  # noqa: N803
+def session(Session: sessionmaker[OrmSession]) -> Iterator[OrmSession]:  # noqa: N803
     with Session() as s:
         yield s

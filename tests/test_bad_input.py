@@ -72,7 +72,9 @@ def test_yield_per_is_refused(session):
     with pytest.raises(CacheOptionError, match="yield_per"):
         q.all()
     with pytest.raises(CacheOptionError, match="yield_per"):
-        session.execute(select(Person).options(FromCache()), execution_options={"yield_per": 5}).all()
+        session.execute(
+            select(Person).options(FromCache()), execution_options={"yield_per": 5}
+        ).all()
 
 
 def test_handles_need_a_cache_option(session):

@@ -13,8 +13,11 @@ from examples.model import Address, Person
 
 
 def query(s, *options):
-    return s.query(Person).filter(Person.id.in_([3, 4])).order_by(Person.id).options(
-        FromCache("default", "handles"), *options
+    return (
+        s.query(Person)
+        .filter(Person.id.in_([3, 4]))
+        .order_by(Person.id)
+        .options(FromCache("default", "handles"), *options)
     )
 
 
@@ -76,7 +79,11 @@ def test_set_value_then_query_hits(session, sql, Session):
 
 
 def test_set_value_columns(session, sql):
-    q = session.query(Person.name, Person.id).filter(Person.id == 1).options(FromCache("default", "c"))
+    q = (
+        session.query(Person.name, Person.id)
+        .filter(Person.id == 1)
+        .options(FromCache("default", "c"))
+    )
     q.set_value([("someone", 99)])
     with sql.expect(0):
         assert [tuple(r) for r in q.all()] == [("someone", 99)]
@@ -118,5 +125,12 @@ def test_with_cache_key(session, sql, Session):
         # the explicit key wins: a different query under the same key reads it
         assert len(s.query(Person).with_cache_key("u2andu3").all()) == 2
     with sql.expect(1):  # another namespace is another entry
-        assert len(session.query(Person).filter(Person.id.in_([2, 3])).with_cache_key(
-            "u2andu3", namespace="other").all()) == 2
+        assert (
+            len(
+                session.query(Person)
+                .filter(Person.id.in_([2, 3]))
+                .with_cache_key("u2andu3", namespace="other")
+                .all()
+            )
+            == 2
+        )

@@ -22,7 +22,11 @@ def run_example(name: str, tmp_path: Path, **env: str) -> str:
     }
     done = subprocess.run(
         [sys.executable, "-m", f"examples.{name}"],
-        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

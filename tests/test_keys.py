@@ -18,7 +18,6 @@ from sqlalchemy.orm import (
     joinedload,
     lazyload,
     load_only,
-    noload,
     raiseload,
     selectinload,
     subqueryload,
@@ -79,14 +78,26 @@ def test_rebuilt_query_same_key_and_key_is_safe(f):
 @settings(max_examples=200, deadline=None)
 @given(
     st.one_of(
-        st.integers(), st.text(max_size=8), st.floats(allow_nan=False), st.booleans(),
-        st.none(), st.binary(max_size=8), st.decimals(allow_nan=False, allow_infinity=False),
-        st.dates(), st.datetimes(),
+        st.integers(),
+        st.text(max_size=8),
+        st.floats(allow_nan=False),
+        st.booleans(),
+        st.none(),
+        st.binary(max_size=8),
+        st.decimals(allow_nan=False, allow_infinity=False),
+        st.dates(),
+        st.datetimes(),
     ),
     st.one_of(
-        st.integers(), st.text(max_size=8), st.floats(allow_nan=False), st.booleans(),
-        st.none(), st.binary(max_size=8), st.decimals(allow_nan=False, allow_infinity=False),
-        st.dates(), st.datetimes(),
+        st.integers(),
+        st.text(max_size=8),
+        st.floats(allow_nan=False),
+        st.booleans(),
+        st.none(),
+        st.binary(max_size=8),
+        st.decimals(allow_nan=False, allow_infinity=False),
+        st.dates(),
+        st.datetimes(),
     ),
 )
 def test_values_of_any_type_are_told_apart(x, y):
@@ -118,14 +129,26 @@ def test_loader_options_change_the_key(option):
 
 def test_loader_options_are_told_apart_from_each_other():
     base = select(Person)
-    opts = [joinedload(Person.addresses), selectinload(Person.addresses), raiseload("*"),
-            lazyload(Person.addresses), defer(Person.name), load_only(Person.name)]
+    opts = [
+        joinedload(Person.addresses),
+        selectinload(Person.addresses),
+        raiseload("*"),
+        lazyload(Person.addresses),
+        defer(Person.name),
+        load_only(Person.name),
+    ]
     assert len({key_of(base.options(o)) for o in opts}) == len(opts)
 
 
 def test_entities_and_columns_change_the_key():
-    stmts = [select(Person), select(Person.id), select(Person.name), select(Person, Address),
-             select(Address), select(Person.id, Person.name)]
+    stmts = [
+        select(Person),
+        select(Person.id),
+        select(Person.name),
+        select(Person, Address),
+        select(Address),
+        select(Person.id, Person.name),
+    ]
     assert len({key_of(s) for s in stmts}) == len(stmts)
 
 
@@ -167,8 +190,15 @@ def test_extreme_values_stay_bounded():
 
 @pytest.mark.parametrize(
     "name, kept",
-    [("u2andu3", True), ("by_name", True), ("a b", False), ("ключ", False),
-     ("x" * 101, False), ("tab\there", False), ("a:b.c-d", True)],
+    [
+        ("u2andu3", True),
+        ("by_name", True),
+        ("a b", False),
+        ("ключ", False),
+        ("x" * 101, False),
+        ("tab\there", False),
+        ("a:b.c-d", True),
+    ],
 )
 def test_safe_name(name, kept):
     safe = safe_name(name, "cache_key")
@@ -193,7 +223,8 @@ KEY_SCRIPT = textwrap.dedent(
             .where(Person.name.in_(["a", "b"]), Address.street == "x", Person.id > 3)
             .options(joinedload(Person.addresses)).limit(7))
     print(derive_key(stmt, {}))
-    print(derive_key(select(Person.id).where(Person.name == bindp), {"v": datetime.date(2020, 1, 2)}))
+    by_date = select(Person.id).where(Person.name == bindp)
+    print(derive_key(by_date, {"v": datetime.date(2020, 1, 2)}))
     """
 ).replace("bindp", "__import__('sqlalchemy').bindparam('v')")
 
@@ -202,7 +233,9 @@ def test_same_key_in_separate_processes():
     outputs = {
         subprocess.run(
             [sys.executable, "-c", KEY_SCRIPT],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
             env={"PYTHONHASHSEED": seed, "PATH": ""},
         ).stdout
         for seed in ("1", "2", "random")

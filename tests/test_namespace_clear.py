@@ -14,7 +14,13 @@ from examples.model import Person
 
 def run(Session, namespace, ident):
     with Session() as s:
-        return s.query(Person).filter(Person.id == ident).options(FromCache("default", namespace)).one().name
+        return (
+            s.query(Person)
+            .filter(Person.id == ident)
+            .options(FromCache("default", namespace))
+            .one()
+            .name
+        )
 
 
 def test_clear_empties_one_namespace_only(Session, sql):
@@ -51,9 +57,16 @@ def test_clear_before_any_entry_and_twice(Session, sql):
 def test_memcached_clear_keeps_unrelated_server_data(memcached_server, engine, sql, tmp_path):
     client = bmemcached.Client([memcached_server.url])
     client.set("someone_elses_key", "precious")
-    manager = CacheManager(cache_regions={"mc": {
-        "type": "ext:memcached", "url": memcached_server.url,
-        "memcache_module": "bmemcached", "lock_dir": str(tmp_path)}})
+    manager = CacheManager(
+        cache_regions={
+            "mc": {
+                "type": "ext:memcached",
+                "url": memcached_server.url,
+                "memcache_module": "bmemcached",
+                "lock_dir": str(tmp_path),
+            }
+        }
+    )
     caching_query.clear("mc", "people", cache_manager=manager)
     assert client.get("someone_elses_key") == "precious"
 

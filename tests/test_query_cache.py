@@ -32,7 +32,10 @@ def test_second_run_emits_no_sql(Session, sql):
 
 def test_hit_equals_uncached_rows(Session, sql):
     with Session() as s:
-        plain = [(p.id, p.name) for p in s.query(Person).filter(Person.id < 20).order_by(Person.name.desc())]
+        plain = [
+            (p.id, p.name)
+            for p in s.query(Person).filter(Person.id < 20).order_by(Person.name.desc())
+        ]
     for _ in range(2):
         with Session() as s:
             q = s.query(Person).filter(Person.id < 20).order_by(Person.name.desc())
@@ -47,8 +50,12 @@ def test_hit_equals_uncached_rows(Session, sql):
         pytest.param(lambda q: q.all(), id="all"),
         pytest.param(lambda q: [q.first()], id="first"),
         pytest.param(lambda q: [q.filter(Person.name == "person 25").one()], id="one"),
-        pytest.param(lambda q: [q.filter(Person.name == "person 25").one_or_none()], id="one_or_none"),
-        pytest.param(lambda q: [q.with_entities(Person.name).filter(Person.id == 5).scalar()], id="scalar"),
+        pytest.param(
+            lambda q: [q.filter(Person.name == "person 25").one_or_none()], id="one_or_none"
+        ),
+        pytest.param(
+            lambda q: [q.with_entities(Person.name).filter(Person.id == 5).scalar()], id="scalar"
+        ),
         pytest.param(lambda q: q[1:3], id="slice"),
         pytest.param(lambda q: [q[2]], id="index"),
     ],
@@ -67,12 +74,33 @@ def test_result_shapes(Session, sql):
     def shapes(s):
         opt = FromCache("default", "shapes")
         return [
-            [(p.name, a.street) for p, a in s.query(Person, Address).join(Person.addresses)
-             .filter(Person.id < 4).order_by(Address.id).options(opt)],
-            [tuple(r) for r in s.query(Person.name, Person.id).filter(Person.id < 4).order_by(Person.id).options(opt)],
-            [(n, a.street) for n, a in s.query(Person.name, Address).join(Person.addresses)
-             .filter(Person.id < 3).order_by(Address.id).options(opt)],
-            [r.name for r in s.query(Person.name).filter(Person.id < 4).order_by(Person.id).options(opt)],
+            [
+                (p.name, a.street)
+                for p, a in s.query(Person, Address)
+                .join(Person.addresses)
+                .filter(Person.id < 4)
+                .order_by(Address.id)
+                .options(opt)
+            ],
+            [
+                tuple(r)
+                for r in s.query(Person.name, Person.id)
+                .filter(Person.id < 4)
+                .order_by(Person.id)
+                .options(opt)
+            ],
+            [
+                (n, a.street)
+                for n, a in s.query(Person.name, Address)
+                .join(Person.addresses)
+                .filter(Person.id < 3)
+                .order_by(Address.id)
+                .options(opt)
+            ],
+            [
+                r.name
+                for r in s.query(Person.name).filter(Person.id < 4).order_by(Person.id).options(opt)
+            ],
         ]
 
     with Session() as s, sql.expect(4):
@@ -128,7 +156,9 @@ def test_hit_after_storing_session_committed_modified_and_closed(Session, sql, w
         names = [(p.name, len(p.addresses)) for p in people(s2, joinedload(Person.addresses))]
     s1.close()
     with Session() as s3, counter.expect(0):
-        assert [(p.name, len(p.addresses)) for p in people(s3, joinedload(Person.addresses))] == names
+        assert [
+            (p.name, len(p.addresses)) for p in people(s3, joinedload(Person.addresses))
+        ] == names
     counter.close()
 
 

@@ -47,7 +47,10 @@ def test_second_run_is_one_statement(Session, sql):
 
 def test_uncached_run_matches(Session, sql):
     with Session() as s:
-        plain = [p.format_full() for p in s.query(Person).options(joinedload(Person.addresses)).order_by(Person.id)]
+        plain = [
+            p.format_full()
+            for p in s.query(Person).options(joinedload(Person.addresses)).order_by(Person.id)
+        ]
     with Session() as s:
         full_report(s)
     with Session() as s:
@@ -82,6 +85,7 @@ def test_option_that_is_not_propagated_to_this_relationship_is_ignored(Session, 
 
 def test_works_after_the_same_shape_ran_without_the_option(Session, sql):
     """SQLAlchemy caches lazy-load statements per shape; the option must survive."""
+
     def touch(s, *options):
         for a in s.query(Address).filter(Address.id < 5).order_by(Address.id).options(*options):
             a.postal_code.code
@@ -98,12 +102,15 @@ def test_works_after_the_same_shape_ran_without_the_option(Session, sql):
 
 def test_combined_with_fromcache_no_sql_at_all(Session, sql):
     """The advanced scenario: names from FromCache, addresses from RelationshipCache."""
+
     def load(s):
         q = (
             s.query(Person)
             .filter(Person.name.between("person 20", "person 25"))
-            .options(FromCache("default", "name_range"),
-                     RelationshipCache("default", "by_person", Person.addresses))
+            .options(
+                FromCache("default", "name_range"),
+                RelationshipCache("default", "by_person", Person.addresses),
+            )
         )
         return [(p.name, [a.street for a in p.addresses]) for p in q]
 
@@ -130,7 +137,11 @@ def test_option_pickles_and_keeps_hitting_from_a_pickling_region(tmp_path, engin
 
 def test_2_0_style_lazy_loads(Session, sql):
     install(Session)
-    stmt = select(Address).where(Address.id < 3).options(RelationshipCache("default", "byid", Address.postal_code))
+    stmt = (
+        select(Address)
+        .where(Address.id < 3)
+        .options(RelationshipCache("default", "byid", Address.postal_code))
+    )
     with Session() as s, sql.expect(3):
         first = [a.postal_code.code for a in s.scalars(stmt)]
     with Session() as s, sql.expect(1):
@@ -205,7 +216,9 @@ def test_polymorphic_fromcache(company):
     everyone = with_polymorphic(Employee, [Engineer])
     for count in (1, 0):
         with Session() as s, sql.expect(count):
-            rows = s.query(everyone).order_by(everyone.id).options(FromCache("default", "emp")).all()
+            rows = (
+                s.query(everyone).order_by(everyone.id).options(FromCache("default", "emp")).all()
+            )
             assert [type(e).__name__ for e in rows] == ["Engineer"] * 4 + ["Employee"]
             assert rows[0].language == "py"
 
@@ -214,7 +227,9 @@ def test_subclass_attribute_not_loaded_loads_after_hit(company):
     Session, sql = company
     for count in (2, 1):  # the hit still lazily loads what was never loaded
         with Session() as s, sql.expect(count):
-            rows = s.query(Employee).order_by(Employee.id).options(FromCache("default", "emp")).all()
+            rows = (
+                s.query(Employee).order_by(Employee.id).options(FromCache("default", "emp")).all()
+            )
             assert rows[0].language == "py"
 
 

@@ -44,7 +44,9 @@ def by_range(*options):
         pytest.param(lambda s, st: [r.Person.name for r in s.execute(st)], id="execute"),
         pytest.param(lambda s, st: [s.execute(st.limit(1)).scalar_one().name], id="scalar_one"),
         pytest.param(lambda s, st: [s.scalars(st).first().name], id="first"),
-        pytest.param(lambda s, st: [p.name for p in s.execute(st).scalars().all()], id="scalars_all"),
+        pytest.param(
+            lambda s, st: [p.name for p in s.execute(st).scalars().all()], id="scalars_all"
+        ),
     ],
 )
 def test_fetch_styles(Session2, sql, fetch):
@@ -60,13 +62,22 @@ def test_first_run_sql_second_none(Session2, sql):
     with Session2() as s, sql.expect(0):
         assert [p.name for p in s.scalars(by_range())] == first
     with Session2() as s:
-        plain = [p.name for p in s.scalars(select(Person).where(Person.name.between("person 40", "person 45")).order_by(Person.id))]
+        plain = [
+            p.name
+            for p in s.scalars(
+                select(Person)
+                .where(Person.name.between("person 40", "person 45"))
+                .order_by(Person.id)
+            )
+        ]
     assert first == plain
 
 
 def test_multi_entity_and_columns(Session2, sql):
     def load(s):
-        both = select(Person, Address).join(Person.addresses).where(Person.id < 3).order_by(Address.id)
+        both = (
+            select(Person, Address).join(Person.addresses).where(Person.id < 3).order_by(Address.id)
+        )
         cols = select(Person.name, Person.id).where(Person.id < 3).order_by(Person.id)
         return (
             [(p.name, a.street) for p, a in s.execute(both.options(FromCache("default", "m")))],
@@ -97,9 +108,13 @@ def test_joined_collection_needs_unique_on_hit_too(Session2, sql):
 
 def test_selectinload_with_select(Session2, sql):
     with Session2() as s, sql.expect(2):
-        first = [(p.name, len(p.addresses)) for p in s.scalars(by_range(selectinload(Person.addresses)))]
+        first = [
+            (p.name, len(p.addresses)) for p in s.scalars(by_range(selectinload(Person.addresses)))
+        ]
     with Session2() as s, sql.expect(0):
-        assert [(p.name, len(p.addresses)) for p in s.scalars(by_range(selectinload(Person.addresses)))] == first
+        assert [
+            (p.name, len(p.addresses)) for p in s.scalars(by_range(selectinload(Person.addresses)))
+        ] == first
 
 
 def test_invalidate_a_select(Session2, sql):
@@ -132,7 +147,10 @@ def test_query_callable_sessions_need_only_install(engine, sql):
     install(Session)
     for count in (1, 0):
         with Session() as s, sql.expect(count):
-            assert s.scalars(select(Person).where(Person.id == 8).options(FromCache("own"))).one().id == 8
+            assert (
+                s.scalars(select(Person).where(Person.id == 8).options(FromCache("own"))).one().id
+                == 8
+            )
 
 
 # -- get ----------------------------------------------------------------------
@@ -164,7 +182,9 @@ def test_legacy_query_get(Session, sql):
     for count in (1, 0):
         with Session() as s, sql.expect(count):
             with pytest.warns(exc.LegacyAPIWarning):
-                assert s.query(Person).options(FromCache("default", "byid")).get(7).name == "person 07"
+                assert (
+                    s.query(Person).options(FromCache("default", "byid")).get(7).name == "person 07"
+                )
 
 
 class Base(DeclarativeBase):
@@ -188,8 +208,13 @@ def test_composite_primary_key(tmp_path, cache_manager):
     engine = create_engine(f"sqlite:///{tmp_path / 'stock.db'}")
     Base.metadata.create_all(engine)
     with Session(engine) as s:
-        s.add_all([Stock(warehouse="a", sku=1, quantity=5), Stock(warehouse="a", sku=2, quantity=7),
-                   Stock(warehouse="b", sku=1, quantity=9)])
+        s.add_all(
+            [
+                Stock(warehouse="a", sku=1, quantity=5),
+                Stock(warehouse="a", sku=2, quantity=7),
+                Stock(warehouse="b", sku=1, quantity=9),
+            ]
+        )
         s.commit()
     sql = SQLCounter(engine)
     Session_ = sessionmaker(bind=engine)
@@ -197,6 +222,9 @@ def test_composite_primary_key(tmp_path, cache_manager):
     option = FromCache("default", "stock")
     for count in (3, 0):
         with Session_() as s, sql.expect(count):
-            got = [s.get(Stock, key, options=[option]).quantity for key in (("a", 1), ("a", 2), {"warehouse": "b", "sku": 1})]
+            got = [
+                s.get(Stock, key, options=[option]).quantity
+                for key in (("a", 1), ("a", 2), {"warehouse": "b", "sku": 1})
+            ]
             assert got == [5, 7, 9]
     engine.dispose()

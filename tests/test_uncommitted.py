@@ -62,14 +62,20 @@ def test_committed_changes_need_invalidation(writable_engine, cache_manager):
         s.commit()
     with Session() as s, sql.expect(0):
         assert names(s)[1] == "person 02"  # the cache says what it was told
-        q = s.query(Person).filter(Person.id < 4).order_by(Person.id).options(
-            FromCache("default", "uncommitted"))
+        q = (
+            s.query(Person)
+            .filter(Person.id < 4)
+            .order_by(Person.id)
+            .options(FromCache("default", "uncommitted"))
+        )
         q.invalidate()
     with Session() as s, sql.expect(1):
         assert names(s)[1] == "changed"
 
 
-def test_flush_before_the_first_cached_query_of_a_fresh_session_class(writable_engine, cache_manager):
+def test_flush_before_the_first_cached_query_of_a_fresh_session_class(
+    writable_engine, cache_manager
+):
     Session = sessionmaker(bind=writable_engine, query_cls=CachingQuery)
     sql = SQLCounter(writable_engine)
     writer = Session()
@@ -93,8 +99,10 @@ def test_orm_and_text_dml_mark_the_transaction(writable_engine, cache_manager):
     sql = SQLCounter(writable_engine)
     with Session() as warm:
         names(warm)
-    for dml in (update(Person).where(Person.id == 1).values(name="bulk"),
-                text("UPDATE person SET name = 'text' WHERE id = 1")):
+    for dml in (
+        update(Person).where(Person.id == 1).values(name="bulk"),
+        text("UPDATE person SET name = 'text' WHERE id = 1"),
+    ):
         with Session() as s:
             s.execute(dml)
             with sql.expect(1):
