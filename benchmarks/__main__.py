@@ -1,0 +1,136 @@
+"""``python -m benchmarks``: what the cache costs and what it saves.
+
+Everything runs in one process and one run, against a database and cache
+servers started for the run (loopback, free ports, temporary directories)
+and stopped at the end. Medians of many repetitions go to stdout as a
+table and to ``--json`` as data. Timings are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine
+
+from . import backends, cache_hits, concurrency, data, micro, report
+from .environment import make_bench
+from .servers import Servers
+from .timing import FULL, QUICK
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
+
+
+class SetupError(Exception):
+    """The database the run needs could not be provided."""
+
+
+def _backend_list(text: str) -> list[str]:
+    try:
+        return backends.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="few repetitions: a smoke run for CI (well under a minute)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, metavar="PATH",
+                        help=f"where to write the results (default {DEFAULT_JSON})")
+    parser.add_argument("--backends", type=_backend_list, default=None, metavar="LIST",
+                        help=f"comma-separated, from {','.join(backends.ALL)} (default: "
+                             "memory,file, plus redis and memcached when installed)")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="where the people live (default: a SQLite file)")
+    return parser.parse_args(argv)
+
+
+def _regions(names: list[str], tmp: Path, running: Servers) -> tuple[dict[str, Any],
+                                                                      dict[str, str]]:
+    """Region configs for the backends that can run; the others, with why not."""
+    configured: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        try:
+            configured[name] = backends.region(name, tmp, running)
+        except (RuntimeError, OSError) as error:
+            skipped[name] = str(error).splitlines()[0]
+            print(f"warning: skipping backend {name}: {skipped[name]}", file=sys.stderr)
+    return configured, skipped
+
+
+def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]:
+    """All five measurements; the results as one JSON-ready dict."""
+    started = time.perf_counter()
+    names = args.backends or backends.default_names()
+    if args.database == "postgresql":
+        try:
+            url = running.url("postgres")
+        except (RuntimeError, OSError) as error:
+            raise SetupError(f"cannot start PostgreSQL: {error}") from error
+    else:
+        url = f"sqlite:///{tmp / 'people.db'}"
+    engine = create_engine(url)
+    try:
+        people = data.install(engine)
+        regions, skipped = _regions(names, tmp, running)
+        plan = QUICK if args.quick else FULL
+        bench = make_bench(engine, regions, plan, args.quick)
+        print("measuring uncached vs hit ...", file=sys.stderr)
+        query_cache = cache_hits.run(bench, list(regions))
+        print("measuring derive_key, overhead ...", file=sys.stderr)
+        derive_key = micro.derive_keys(bench)
+        overhead = micro.overhead(bench)
+        print("measuring concurrency ...", file=sys.stderr)
+        threads = concurrency.run(bench)
+        entry_size = micro.entry_size(bench)
+    finally:
+        engine.dispose()
+    options = {
+        "quick": args.quick,
+        "database": args.database,
+        "people": people,
+        "backends": list(regions),
+        "skipped_backends": skipped,
+        "plan": dataclasses.asdict(plan),
+        "duration_seconds": round(time.perf_counter() - started, 2),
+    }
+    return {
+        "meta": report.meta(options),
+        "query_cache": query_cache,
+        "derive_key": derive_key,
+        "caching_query_overhead": overhead,
+        "concurrency": threads,
+        "entry_size": entry_size,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, run, print the table, write the JSON."""
+    args = _arguments(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    running = Servers()
+    try:
+        with tempfile.TemporaryDirectory(prefix="cq-bench-") as tmp:
+            try:
+                results = run(args, Path(tmp), running)
+            finally:
+                running.stop()
+    except SetupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(report.render(results))
+    report.write_json(results, args.json)
+    print(f"\nresults written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""``python -m benchmarks --quick`` runs to the end and writes its JSON.
+
+A smoke test only: it checks that the benchmark still works against the
+current code, never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 180  # seconds; a quick run takes a few, this only stops a hang
+
+
+def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--backends", "memory",
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert set(results) == {
+        "meta", "query_cache", "derive_key", "caching_query_overhead", "concurrency",
+        "entry_size",
+    }
+    assert {"python", "sqlalchemy", "beaker", "cpu_count", "date"} <= set(results["meta"])
+    assert {r["backend"] for r in results["query_cache"]} == {"memory"}
