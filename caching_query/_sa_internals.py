@@ -23,6 +23,7 @@ __all__ = [
     "statement_options",
     "load_option",
     "query_rows",
+    "portable_frozen",
     "frozen_rows",
     "requires_unique",
     "require_unique",
@@ -82,6 +83,22 @@ def query_rows(result: Result[Any]) -> list[Any]:
     if attributes.get("filtered", False):
         shaped = shaped.unique()
     return list(shaped.all())
+
+
+def portable_frozen(frozen: FrozenResult[Any]) -> FrozenResult[Any]:
+    """``frozen`` with the metadata a pickling backend would have stored.
+
+    SQLAlchemy 2.1's ORM result metadata keeps a closure over the query
+    context, and so over the session, connection and engine that ran it;
+    pickling drops it. Doing the same for every backend keeps a memory
+    region from holding those alive, and makes hits alike everywhere.
+    """
+    metadata = frozen.metadata
+    clean = type(metadata).__new__(type(metadata))
+    clean.__setstate__(metadata.__getstate__())
+    portable = frozen.with_new_rows(frozen_rows(frozen))  # type: ignore[arg-type]
+    portable.metadata = clean
+    return portable
 
 
 def frozen_rows(frozen: FrozenResult[Any]) -> list[list[Any]]:

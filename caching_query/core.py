@@ -306,7 +306,7 @@ def _entry_from(result: Result[Any]) -> CacheEntry:
         # Rows are stored deduplicated; replay refuses them without
         # .unique() exactly as the source result would have.
         result = result.unique()
-    return CacheEntry(result.freeze(), unique_required=unique)
+    return CacheEntry(_sa_internals.portable_frozen(result.freeze()), unique_required=unique)
 
 
 def _run_detached(state: ORMExecuteState) -> CacheEntry:

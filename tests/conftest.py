@@ -128,13 +128,17 @@ def _postgres(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
     }
 
 
-def _sqla_sqlite(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
+def _database_sqlite(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
+    return {"type": "ext:database", "url": f"sqlite:///{tmp / 'cache.db'}"}
+
+
+def _sqla_table(url: str, tmp: Path, name: str = "beaker_cache") -> dict[str, Any]:
     # The table Beaker's make_cache_table() describes; that function needs
     # the namespace class to have been used first.
-    engine = create_engine(f"sqlite:///{tmp / 'cache.db'}")
+    engine = create_engine(url, pool_pre_ping=True)
     metadata = MetaData()
     table = Table(
-        "beaker_cache",
+        name,
         metadata,
         Column("namespace", String(255), primary_key=True),
         Column("accessed", DateTime, nullable=False),
@@ -145,16 +149,27 @@ def _sqla_sqlite(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
     return {"type": "ext:sqla", "bind": engine, "table": table, "lock_dir": str(tmp / "lock")}
 
 
+def _sqla_sqlite(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
+    return _sqla_table(f"sqlite:///{tmp / 'cache.db'}", tmp)
+
+
+def _sqla_postgres(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
+    server = request.getfixturevalue("postgres_server")
+    return _sqla_table(server.url, tmp, f"cq_sqla_{abs(hash(request.node.nodeid)) % 10**8}")
+
+
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], dict[str, Any]]] = {
     "memory": lambda request, tmp: {"type": "memory"},
     "file": lambda request, tmp: {"type": "file", "data_dir": str(tmp)},
     "dbm": lambda request, tmp: {"type": "dbm", "data_dir": str(tmp)},
+    "database-sqlite": _database_sqlite,
     "sqla-sqlite": _sqla_sqlite,
     "memcached": _memcached,
     "redis": _redis,
     "database-postgresql": _postgres,
+    "sqla-postgresql": _sqla_postgres,
 }
-SERVER_BACKENDS = {"memcached", "redis", "database-postgresql"}
+SERVER_BACKENDS = {"memcached", "redis", "database-postgresql", "sqla-postgresql"}
 # CQ_BACKENDS=memory,file narrows a local run; CI runs them all.
 SELECTED = [b for b in os.environ.get("CQ_BACKENDS", ",".join(BACKENDS)).split(",") if b]
 

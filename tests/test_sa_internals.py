@@ -77,3 +77,10 @@ def test_cache_keyed_option_enters_the_statement_key():
     key = _sa_internals.statement_cache_key(with_option).key
     assert key != _sa_internals.statement_cache_key(plain).key
     assert "caching_query.RelationshipCache" in repr(key)
+
+
+def test_portable_frozen_keeps_keys_and_rows(session):
+    frozen = session.execute(select(Person.id, Person.name).where(Person.id < 3)).freeze()
+    portable = _sa_internals.portable_frozen(frozen)
+    assert list(portable.metadata.keys) == ["id", "name"]
+    assert [tuple(r) for r in portable().all()] == [(1, "person 01"), (2, "person 02")]
