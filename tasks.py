@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The project's two entry points, needing nothing but python3.
 
-    python3 tasks.py demo   # run examples/helloworld.py
-    python3 tasks.py test   # run the whole test suite
+    python3 tasks.py demo     # run examples/helloworld.py
+    python3 tasks.py test     # run the whole test suite
+    python3 tasks.py test20   # the suite on SQLAlchemy 2.0 (memory and file regions)
 
 Each creates ``.venv`` beside this file on first use and installs the
 package with its test dependencies into it.
@@ -17,35 +18,40 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
-PYTHON = VENV / "bin" / "python"
-STAMP = VENV / ".installed"
 
 
-def _ensure_venv() -> None:
-    if not PYTHON.exists():
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+def _ensure_venv(name: str, *extra: str) -> Path:
+    """``ROOT/name`` with the package, its test extras and ``extra`` installed."""
+    home = ROOT / name
+    python = home / "bin" / "python"
+    stamp = home / ".installed"
+    if not python.exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(home)
     setup_cfg = (ROOT / "setup.cfg").stat().st_mtime
-    if STAMP.exists() and STAMP.stat().st_mtime >= setup_cfg:
-        return
-    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    if stamp.exists() and stamp.stat().st_mtime >= setup_cfg:
+        return python
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip", "setuptools", "wheel"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
-    STAMP.touch()
+    subprocess.run([*pip, "-e", f"{ROOT}[test]", *extra], check=True)
+    stamp.touch()
+    return python
 
 
-def _run(*args: str) -> int:
-    return subprocess.run([str(PYTHON), *args], cwd=ROOT, env=os.environ.copy()).returncode
+def _run(python: Path, *args: str, **env: str) -> int:
+    return subprocess.run([str(python), *args], cwd=ROOT, env={**os.environ, **env}).returncode
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test"):
-        print(__doc__.strip(), file=sys.stderr)
-        return 2
-    _ensure_venv()
-    if argv[0] == "demo":
-        return _run("-m", "examples.helloworld", *argv[1:])
-    return _run("-m", "pytest", *argv[1:])
+    command = argv[0] if argv else ""
+    if command == "demo":
+        return _run(_ensure_venv(".venv"), "-m", "examples.helloworld", *argv[1:])
+    if command == "test":
+        return _run(_ensure_venv(".venv"), "-m", "pytest", *argv[1:])
+    if command == "test20":
+        python = _ensure_venv(".venv-sa20", "SQLAlchemy>=2.0,<2.1")
+        return _run(python, "-m", "pytest", "-q", *argv[1:], CQ_BACKENDS="memory,file")
+    print(__doc__.strip(), file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -103,7 +103,9 @@ def portable_frozen(frozen: FrozenResult[Any]) -> FrozenResult[Any]:
 
 def frozen_rows(frozen: FrozenResult[Any]) -> list[list[Any]]:
     """The rows of a frozen result as mutable lists, scalars included."""
-    return frozen._rewrite_rows()  # type: ignore[return-value]
+    # rewrite_rows() in SQLAlchemy 2.0, _rewrite_rows() in 2.1
+    rewrite = getattr(frozen, "_rewrite_rows", None) or frozen.rewrite_rows  # type: ignore[attr-defined]
+    return rewrite()  # type: ignore[no-any-return]
 
 
 def requires_unique(result: Result[Any]) -> bool:

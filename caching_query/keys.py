@@ -115,8 +115,14 @@ def _value_token(value: Any, out: list[str]) -> None:
 
 
 def _is_node(node: tuple[Any, ...]) -> bool:
-    """``(index, class, ...)``: an element SQLAlchemy numbered in its anon map."""
-    return len(node) >= 2 and type(node[0]) is int and isinstance(node[1], type)
+    """``(index, class, ...)``: an element SQLAlchemy numbered in its anon map.
+
+    The index is an int in SQLAlchemy 2.1 and a string of digits in 2.0.
+    """
+    if len(node) < 2 or not isinstance(node[1], type):
+        return False
+    index = node[0]
+    return type(index) is int or (type(index) is str and index.isdigit())
 
 
 def _structure_token(node: Any, refs: dict[int, str]) -> str:

@@ -47,6 +47,18 @@ class CachingQuery(Query[_T]):
             _check_no_conflict(self, bound)
         return super().options(*bound)
 
+    def with_entities(self, *entities: Any, **kwargs: Any) -> CachingQuery[Any]:
+        # Query moves earlier options aside with the replaced entities; the
+        # cache options belong to the query, whatever it selects.
+        query = super().with_entities(*entities, **kwargs)
+        present = _sa_internals.statement_options(query)
+        carried = [
+            option
+            for option in _sa_internals.statement_options(self)
+            if isinstance(option, CacheOption) and option not in present
+        ]
+        return query.options(*carried) if carried else query
+
     def with_cache_key(
         self,
         cache_key: str,

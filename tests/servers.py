@@ -58,8 +58,15 @@ def _answers(port: int, request: bytes, expected: bytes) -> bool:
 class Server:
     """A server process we start, stop, kill and restart on the same port."""
 
-    def __init__(self, name: str, argv: list[str], port: int, workdir: Path, url: str,
-                 probe: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        workdir: Path,
+        url: str,
+        probe: Callable[[], bool],
+    ) -> None:
         self.name, self.argv, self.port, self.workdir, self.url = name, argv, port, workdir, url
         self.log = workdir / f"{name}.log"
         self._probe = probe
@@ -74,9 +81,14 @@ class Server:
     def start(self) -> None:
         """Launch (again) and block until the server answers."""
         with open(self.log, "ab") as log:  # its own session: killpg reaches all it forks
-            self._proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT, cwd=self.workdir,
-                                          start_new_session=True)
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                start_new_session=True,
+            )
         _running.add(self)
         self.wait_ready()
 
@@ -92,8 +104,9 @@ class Server:
                     return
             time.sleep(0.05)
         self.kill()
-        raise RuntimeError(f"{self.name} not answering on {self.url} after {DEADLINE}s; "
-                           f"log:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"{self.name} not answering on {self.url} after {DEADLINE}s; log:\n{self.log_tail()}"
+        )
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -137,26 +150,52 @@ class PostgresServer(Server):
 
     def _connects(self, dbname: str = "postgres") -> bool:
         try:
-            psycopg2.connect(host=HOST, port=self.port, user=self.user, dbname=dbname,
-                             connect_timeout=2).close()
+            psycopg2.connect(
+                host=HOST, port=self.port, user=self.user, dbname=dbname, connect_timeout=2
+            ).close()
         except psycopg2.OperationalError:
             return False
         return True
 
     def initdb(self) -> None:
         """Create the cluster (trust auth: it only listens on 127.0.0.1) and cq_test."""
-        self._run("initdb", "-D", str(self.data), "-U", self.user, "-A", "trust",
-                  "-E", "UTF8", "--locale=C", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         self.start()
         self._run("createdb", "-h", HOST, "-p", str(self.port), "-U", self.user, "cq_test")
 
     def start(self) -> None:
-        options = (f"-c port={self.port} -c listen_addresses={HOST} "
-                   f"-c unix_socket_directories={self.workdir} -c fsync=off")
+        options = (
+            f"-c port={self.port} -c listen_addresses={HOST} "
+            f"-c unix_socket_directories={self.workdir} -c fsync=off"
+        )
         _running.add(self)
         try:
-            self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log),
-                      "-o", options, "-w", "-t", str(int(DEADLINE)), timeout=DEADLINE + 10)
+            self._run(
+                "pg_ctl",
+                "start",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(DEADLINE)),
+                timeout=DEADLINE + 10,
+            )
         except (RuntimeError, subprocess.TimeoutExpired):
             self.kill()
             raise
@@ -245,8 +284,19 @@ def memcached_server() -> Iterator[Server]:
 def redis_server() -> Iterator[Server]:
     binary = find_binary("redis-server", "redis-server")
     port, workdir = free_port(), Path(tempfile.mkdtemp(prefix="cq-redis-"))
-    argv = [binary, "--save", "", "--appendonly", "no", "--port", str(port),
-            "--bind", HOST, "--dir", str(workdir)]
+    argv = [
+        binary,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--port",
+        str(port),
+        "--bind",
+        HOST,
+        "--dir",
+        str(workdir),
+    ]
     probe = partial(_answers, port, b"PING\r\n", b"+PONG")
     server = Server("redis", argv, port, workdir, f"redis://{HOST}:{port}/0", probe)
     yield from _serve(server, server.start)
@@ -255,8 +305,10 @@ def redis_server() -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     # Debian keeps the server tools off PATH, in one directory per major version.
-    debian = sorted(glob.glob("/usr/lib/postgresql/[0-9]*/bin/pg_ctl"),
-                    key=lambda path: int(Path(path).parts[-3]))
+    debian = sorted(
+        glob.glob("/usr/lib/postgresql/[0-9]*/bin/pg_ctl"),
+        key=lambda path: int(Path(path).parts[-3]),
+    )
     pg_ctl = debian[-1] if debian else find_binary("pg_ctl", "postgresql")
     workdir = Path(tempfile.mkdtemp(prefix="cq-postgres-"))
     if os.geteuid() == 0:  # initdb runs as postgres: hand it the directory

@@ -18,14 +18,20 @@ TIMEOUT = 180  # seconds; a quick run takes a few, this only stops a hang
 def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--backends", "memory",
-         "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
+        [sys.executable, "-m", "benchmarks", "--quick", "--backends", "memory", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
     )
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
     results = json.loads(out.read_text(encoding="utf-8"))
     assert set(results) == {
-        "meta", "query_cache", "derive_key", "caching_query_overhead", "concurrency",
+        "meta",
+        "query_cache",
+        "derive_key",
+        "caching_query_overhead",
+        "concurrency",
         "entry_size",
     }
     assert {"python", "sqlalchemy", "beaker", "cpu_count", "date"} <= set(results["meta"])

@@ -32,11 +32,7 @@ REGION = "local_session"
 
 def person_query(session: Any, name: str = "person 10", namespace: str = "by_name") -> Any:
     """``session.query(Person)`` by name, cached in the local region."""
-    return (
-        session.query(Person)
-        .options(FromCache(REGION, namespace))
-        .filter(Person.name == name)
-    )
+    return session.query(Person).options(FromCache(REGION, namespace)).filter(Person.name == name)
 
 
 # -- fixtures ---------------------------------------------------------------
@@ -384,6 +380,7 @@ def test_plain_session_through_a_contextvar(plain_region, current_session, plain
 
 def test_plain_session_in_separate_contexts(plain_region, current_session, plain_sessions, sql):
     """Each ``contextvars`` context (an asyncio task, say) has its own cache."""
+
     def request() -> Person:
         session = plain_sessions()
         current_session.set(session)
@@ -491,9 +488,7 @@ def test_flushed_changes_do_not_bypass_a_local_region(
     """
     sql = rw_sql
     Session = make_scoped(writable_engine)  # noqa: N806
-    CacheManager(
-        cache_regions={REGION: {"type": "ext:local_session", "scoped_session": Session}}
-    )
+    CacheManager(cache_regions={REGION: {"type": "ext:local_session", "scoped_session": Session}})
     q = person_query(Session)
     with sql.expect(1):
         person10 = q.one()

@@ -207,3 +207,16 @@ def test_class_default_region_resolution_uses_beaker_globals(cache_manager, engi
     for count in (1, 0):
         with Session() as s, sql.expect(count):
             assert s.query(PostalCode).options(FromCache()).count() == 5
+
+
+def test_with_entities_keeps_the_cache_option(Session, sql):
+    def run():
+        with Session() as s:
+            q = people(s).with_entities(Person.name)
+            assert q.cache_option().namespace == "people"
+            return [r.name for r in q]
+
+    with sql.expect(1):
+        first = run()
+    with sql.expect(0):
+        assert run() == first
