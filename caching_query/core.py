@@ -51,6 +51,7 @@ SessionTarget = Session | type[Session] | sessionmaker[Any] | scoped_session[Any
 _installed: weakref.WeakSet[Any] = weakref.WeakSet()
 _default_managers: weakref.WeakKeyDictionary[Any, CacheManager] = weakref.WeakKeyDictionary()
 _written_transactions: weakref.WeakSet[Any] = weakref.WeakSet()
+_writes_pending: weakref.WeakSet[Session] = weakref.WeakSet()
 _mapped_types: dict[type, bool] = {}
 
 
@@ -96,10 +97,22 @@ def ensure_installed(session: Session, cache_manager: CacheManager | None = None
     pickled with the objects they loaded resolve regions through it.
     """
     cls = type(session)
-    if cache_manager is not None and cls not in _default_managers:
-        _default_managers[cls] = cache_manager
+    target: Any = cls if _is_private_class(cls) else session
+    if cache_manager is not None and target not in _default_managers:
+        _default_managers[target] = cache_manager
     if cls not in _installed and session not in _installed:
-        install(cls)
+        install(target)
+
+
+def _is_private_class(cls: type[Session]) -> bool:
+    """True for a bare subclass, such as the one each sessionmaker makes.
+
+    Hooking it affects only the sessions of that factory. A class with a
+    body of its own (``Session`` itself, ``ShardedSession``, an
+    application's subclass) is used elsewhere too: there the hook goes on
+    the session instance instead.
+    """
+    return cls is not Session and all(name.startswith("__") for name in vars(cls))
 
 
 def _default_manager(session: Session) -> CacheManager | None:
@@ -110,6 +123,25 @@ def _mark_written(session: Session) -> None:
     transaction = session.get_transaction()
     if transaction is not None:
         _written_transactions.add(transaction)
+
+
+def _expect_write(session: Session) -> None:
+    """Mark the transaction a statement about to run will write in.
+
+    Beginning one here would resolve the bind ahead of SQLAlchemy (and of
+    hooks such as horizontal sharding's), so an unbegun session is marked
+    when its transaction begins.
+    """
+    if session.get_transaction() is not None:
+        _mark_written(session)
+    else:
+        _writes_pending.add(session)
+
+
+def _on_after_begin(session: Session, transaction: Any, connection: Any) -> None:
+    if session in _writes_pending:
+        _writes_pending.discard(session)
+        _mark_written(session)
 
 
 def _on_after_flush(session: Session, flush_context: Any) -> None:
@@ -124,6 +156,7 @@ def _on_after_bulk(update_context: Any) -> None:
 # query. These fire only on writes, so listening on every Session costs
 # nothing per query.
 event.listen(Session, "after_flush", _on_after_flush)
+event.listen(Session, "after_begin", _on_after_begin)
 event.listen(Session, "after_bulk_update", _on_after_bulk)
 event.listen(Session, "after_bulk_delete", _on_after_bulk)
 
@@ -153,9 +186,7 @@ def _has_unpublished_changes(session: Session) -> bool:
 def _on_do_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
     if not state.is_select:
         if _may_write(state):
-            # begin now, so the transaction that will hold the write is marked
-            state.session.connection(bind_arguments=state.bind_arguments)
-            _mark_written(state.session)
+            _expect_write(state.session)
         return None
     if state.execution_options.get(BYPASS):
         return None

@@ -7,7 +7,7 @@ after commit or rollback.
 
 from __future__ import annotations
 
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from caching_query import CachingQuery, FromCache
 from examples.model import Person
@@ -110,3 +110,43 @@ def test_orm_and_text_dml_mark_the_transaction(writable_engine, cache_manager):
             s.rollback()
             with sql.expect(0):
                 assert names(s)[0] == "person 01"
+
+
+def test_dml_marking_does_not_resolve_the_bind_early(writable_engine, cache_manager):
+    """SQLAlchemy resolves the bind of an ORM UPDATE once; the hook must not add a call."""
+    from sqlalchemy import update
+
+    from caching_query import install
+
+    class CountingSession(Session):
+        binds: list[str] = []
+
+        def get_bind(self, *args, **kwargs):
+            CountingSession.binds.append("bind")
+            return super().get_bind(*args, **kwargs)
+
+    def bind_calls(factory):
+        CountingSession.binds = []
+        with factory() as s:
+            s.execute(update(Person).where(Person.id == 1).values(name="x"))
+            s.rollback()
+        return len(CountingSession.binds)
+
+    plain = bind_calls(sessionmaker(bind=writable_engine, class_=CountingSession))
+    hooked = sessionmaker(bind=writable_engine, class_=CountingSession, query_cls=CachingQuery)
+    install(hooked)
+    assert bind_calls(hooked) == plain
+
+
+def test_direct_session_does_not_hook_every_session(writable_engine, cache_manager):
+    from sqlalchemy import event
+
+    from caching_query import core
+
+    with Session(writable_engine, query_cls=CachingQuery) as s:
+        names(s)
+        assert event.contains(s, "do_orm_execute", core._on_do_orm_execute)
+    assert not event.contains(Session, "do_orm_execute", core._on_do_orm_execute)
+    sql = SQLCounter(writable_engine)
+    with Session(writable_engine, query_cls=CachingQuery) as s, sql.expect(0):
+        names(s)  # a second direct session still serves from the cache
