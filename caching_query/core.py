@@ -17,10 +17,9 @@ Two storage policies:
 * session-local regions (``ScopedSessionNamespace``) keep the session's own
   objects, so identity is preserved.
 
-A session with changes not yet committed -- pending objects, or a flush in
-the current transaction -- bypasses shared regions entirely: it must not
-publish uncommitted rows to other sessions, nor be handed committed rows
-that its own writes have made stale.
+A session with changes not yet committed (see ``writes``) bypasses shared
+regions entirely: it must not publish uncommitted rows to other sessions,
+nor be handed committed rows that its own writes have made stale.
 """
 
 from __future__ import annotations
@@ -35,9 +34,8 @@ from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.elements import TextClause
 
-from . import _sa_internals, health, keys, regions, store
+from . import _sa_internals, health, keys, regions, store, writes
 from .entry import CacheEntry
 from .exc import CacheOptionError, CachingQueryError
 from .options import CacheOption, FromCache, RelationshipCache
@@ -50,8 +48,6 @@ SessionTarget = Session | type[Session] | sessionmaker[Any] | scoped_session[Any
 
 _installed: weakref.WeakSet[Any] = weakref.WeakSet()
 _default_managers: weakref.WeakKeyDictionary[Any, CacheManager] = weakref.WeakKeyDictionary()
-_written_transactions: weakref.WeakSet[Any] = weakref.WeakSet()
-_writes_pending: weakref.WeakSet[Session] = weakref.WeakSet()
 _mapped_types: dict[type, bool] = {}
 
 
@@ -119,74 +115,12 @@ def _default_manager(session: Session) -> CacheManager | None:
     return _default_managers.get(session) or _default_managers.get(type(session))
 
 
-def _mark_written(session: Session) -> None:
-    transaction = session.get_transaction()
-    if transaction is not None:
-        _written_transactions.add(transaction)
-
-
-def _expect_write(session: Session) -> None:
-    """Mark the transaction a statement about to run will write in.
-
-    Beginning one here would resolve the bind ahead of SQLAlchemy (and of
-    hooks such as horizontal sharding's), so an unbegun session is marked
-    when its transaction begins.
-    """
-    if session.get_transaction() is not None:
-        _mark_written(session)
-    else:
-        _writes_pending.add(session)
-
-
-def _on_after_begin(session: Session, transaction: Any, connection: Any) -> None:
-    if session in _writes_pending:
-        _writes_pending.discard(session)
-        _mark_written(session)
-
-
-def _on_after_flush(session: Session, flush_context: Any) -> None:
-    _mark_written(session)
-
-
-def _on_after_bulk(update_context: Any) -> None:
-    _mark_written(update_context.session)
-
-
-# Writes must be seen from the start, before any session has run a cached
-# query. These fire only on writes, so listening on every Session costs
-# nothing per query.
-event.listen(Session, "after_flush", _on_after_flush)
-event.listen(Session, "after_begin", _on_after_begin)
-event.listen(Session, "after_bulk_update", _on_after_bulk)
-event.listen(Session, "after_bulk_delete", _on_after_bulk)
-
-
-def _may_write(state: ORMExecuteState) -> bool:
-    if state.is_insert or state.is_update or state.is_delete:
-        return True
-    # text() may be anything; only a plain SELECT is known not to write
-    statement = state.statement
-    return isinstance(statement, TextClause) and not statement.text.lstrip().lower().startswith(
-        "select"
-    )
-
-
-def _has_unpublished_changes(session: Session) -> bool:
-    if session.new or session.deleted or session.dirty:
-        return True
-    transaction = session.get_transaction()
-    if transaction is None:
-        return False
-    return transaction in _written_transactions
-
-
 # -- the hook ---------------------------------------------------------------
 
 
 def _on_do_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
     if not state.is_select:
-        if _may_write(state):
-            _expect_write(state.session)
+        writes.note_statement(state)
         return None
     if state.execution_options.get(BYPASS):
         return None
@@ -256,7 +190,7 @@ def execute_cached(state: ORMExecuteState, option: CacheOption) -> Result[Any] |
         health.failed_region(option.region, error)
         return None
     local = regions.is_session_local(cache)
-    if not local and _has_unpublished_changes(session):
+    if not local and writes.has_unpublished_changes(session):
         return None
     key = key_for(option, state.statement, state.parameters, state.load_options)
 

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, event, inspect
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from caching_query import CachingQuery, FromCache, _beaker_internals, core, store
+from caching_query import CachingQuery, FromCache, _beaker_internals, store, writes
 from caching_query.local_session import _INFO_KEY, ScopedSessionNamespace
 from examples.model import Person
 from tests.conftest import SQLCounter
@@ -495,7 +495,7 @@ def test_flushed_changes_do_not_bypass_a_local_region(
 
     # Unflushed change: a hit is still served, and no autoflush runs.
     person10.name = "renamed"
-    assert core._has_unpublished_changes(Session())
+    assert writes.has_unpublished_changes(Session())
     with sql.expect(0):
         assert q.one() is person10
 
@@ -503,7 +503,7 @@ def test_flushed_changes_do_not_bypass_a_local_region(
     with sql.expect(1):
         Session.flush()
     assert not Session().dirty
-    assert core._has_unpublished_changes(Session())
+    assert writes.has_unpublished_changes(Session())
     with sql.expect(0):
         hit = q.one()
     assert hit is person10
