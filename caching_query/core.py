@@ -38,7 +38,7 @@ from sqlalchemy.sql import Executable
 from . import _sa_internals, health, keys, regions, store, writes
 from .entry import CacheEntry
 from .exc import CacheOptionError, CachingQueryError
-from .options import CacheOption, FromCache, RelationshipCache
+from .options import CacheOption, FromCache, RelationshipCache, single_from_cache
 
 # Set on the inner execution of a miss, so that no cache hook (this one,
 # or a second copy installed on a subclass) caches it again.
@@ -134,24 +134,7 @@ def find_option(state: ORMExecuteState) -> CacheOption | None:
     """The cache option that applies to this execution, if any."""
     if state.is_relationship_load:
         return _relationship_option(state)
-    found: CacheOption | None = None
-    for option in state.user_defined_options:
-        if isinstance(option, FromCache):
-            if found is not None and not same_target(found, option):
-                raise CacheOptionError(
-                    f"conflicting cache options on one query: {found!r} and {option!r}"
-                )
-            found = option
-    return found
-
-
-def same_target(a: CacheOption, b: CacheOption) -> bool:
-    return (a.region, a.namespace, a.cache_key, a.expire) == (
-        b.region,
-        b.namespace,
-        b.cache_key,
-        b.expire,
-    )
+    return single_from_cache(state.user_defined_options)
 
 
 def _relationship_option(state: ORMExecuteState) -> CacheOption | None:

@@ -7,7 +7,7 @@ key, and the ``do_orm_execute`` hook in ``core`` acts on them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from beaker.cache import Cache, CacheManager
@@ -15,6 +15,7 @@ from sqlalchemy import inspect
 from sqlalchemy.orm.interfaces import UserDefinedOption
 
 from . import _sa_internals, keys, regions
+from .exc import CacheOptionError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Mapper
@@ -125,6 +126,29 @@ class FromCache(CacheOption):
             f"FromCache({self.region!r}, {self.namespace!r}, "
             f"cache_key={self.cache_key!r}, expire={self.expire!r})"
         )
+
+
+def same_target(a: CacheOption, b: CacheOption) -> bool:
+    """True when two options would read and write the same entries."""
+    return (a.region, a.namespace, a.cache_key, a.expire) == (
+        b.region,
+        b.namespace,
+        b.cache_key,
+        b.expire,
+    )
+
+
+def single_from_cache(options: Iterable[Any]) -> FromCache | None:
+    """The one ``FromCache`` among ``options``; two that disagree are an error."""
+    found: FromCache | None = None
+    for option in options:
+        if isinstance(option, FromCache):
+            if found is not None and not same_target(found, option):
+                raise CacheOptionError(
+                    f"conflicting cache options on one query: {found!r} and {option!r}"
+                )
+            found = option
+    return found
 
 
 class RelationshipCache(_sa_internals.CacheKeyedOption, CacheOption):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Query
 
 from . import _sa_internals, core, regions, store
 from .exc import CacheOptionError
-from .options import DEFAULT_REGION, CacheOption, FromCache
+from .options import DEFAULT_REGION, CacheOption, FromCache, single_from_cache
 
 _T = TypeVar("_T", bound=Any)
 
@@ -44,7 +44,7 @@ class CachingQuery(Query[_T]):
             arg.bound_to(manager) if isinstance(arg, CacheOption) else arg for arg in args
         )
         if any(isinstance(arg, CacheOption) for arg in bound):
-            _check_no_conflict(self, bound)
+            single_from_cache((*_sa_internals.statement_options(self), *bound))
         return super().options(*bound)
 
     def with_entities(self, *entities: Any, **kwargs: Any) -> CachingQuery[Any]:
@@ -73,9 +73,9 @@ class CachingQuery(Query[_T]):
 
     def cache_option(self) -> FromCache:
         """The ``FromCache`` option this query carries."""
-        for option in _sa_internals.statement_options(self):
-            if isinstance(option, FromCache):
-                return option
+        option = single_from_cache(_sa_internals.statement_options(self))
+        if option is not None:
+            return option
         raise CacheOptionError(
             "this query has no cache option; add one with "
             "options(FromCache(...)) or with_cache_key(...)"
@@ -134,17 +134,6 @@ class CachingQuery(Query[_T]):
         )
         names = [d["name"] for d in descriptions]
         return core.entry_from_rows(self.session, names, list(value), single, local)
-
-
-def _check_no_conflict(query: Query[Any], new: Sequence[Any]) -> None:
-    options = [
-        o for o in (*_sa_internals.statement_options(query), *new) if isinstance(o, FromCache)
-    ]
-    for option in options[1:]:
-        if not core.same_target(options[0], option):
-            raise CacheOptionError(
-                f"conflicting cache options on one query: {options[0]!r} and {option!r}"
-            )
 
 
 _bound_classes: dict[int, tuple[CacheManager, type[CachingQuery[Any]]]] = {}
