@@ -28,6 +28,7 @@ __all__ = [
     "requires_unique",
     "require_unique",
     "frozen_result_from_rows",
+    "named_rows",
 ]
 
 
@@ -154,3 +155,9 @@ def frozen_result_from_rows(
         {"is_single_entity": single_entity, "filtered": filtered}
     )
     return result.freeze()
+
+
+def named_rows(keys: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """``rows`` as ``Row`` objects whose columns are named by ``keys``."""
+    result: IteratorResult[Any] = IteratorResult(SimpleResultMetaData(list(keys)), iter(rows))
+    return list(result.all())

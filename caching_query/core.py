@@ -8,14 +8,13 @@ no SQL) or runs the statement and stores what it loaded (a miss).
 
 Two storage policies:
 
-* shared regions (memory, file, memcached, ...) store *detached* objects
-  loaded in a private Session on the same connection, so the cache never
-  holds an object attached to a session, and the caller's own objects are
-  never expunged. A hit attaches copies with ``merge(load=False)``; an
-  object already present and loaded in the session wins, as it does for
-  an ordinary query.
+* shared regions (memory, file, memcached, ...) store the statement's raw
+  rows (see ``rows``): a miss runs the statement on the caller's own
+  connection, a hit hands the stored rows to SQLAlchemy's loader. Either
+  way the caller's objects are built as an uncached query builds them, an
+  object already in the session winning; no ORM object is ever stored.
 * session-local regions (``ScopedSessionNamespace``) keep the session's own
-  objects, so identity is preserved.
+  objects, so identity is preserved (see ``objects``).
 
 A session with changes not yet committed (see ``writes``) bypasses shared
 regions entirely: it must not publish uncommitted rows to other sessions,
@@ -25,18 +24,17 @@ nor be handed committed rows that its own writes have made stale.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from beaker.cache import Cache, CacheManager
-from sqlalchemy import event, inspect
+from sqlalchemy import event
 from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
-from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql import Executable
 
-from . import _sa_internals, health, keys, regions, store, writes
-from .entry import CacheEntry
+from . import _sa_internals, health, keys, objects, regions, rows, store, writes
+from .entry import ROWS, CacheEntry
 from .exc import CacheOptionError, CachingQueryError
 from .options import CacheOption, FromCache, RelationshipCache, single_from_cache
 
@@ -48,7 +46,6 @@ SessionTarget = Session | type[Session] | sessionmaker[Any] | scoped_session[Any
 
 _installed: weakref.WeakSet[Any] = weakref.WeakSet()
 _default_managers: weakref.WeakKeyDictionary[Any, CacheManager] = weakref.WeakKeyDictionary()
-_mapped_types: dict[type, bool] = {}
 
 
 # -- installation -----------------------------------------------------------
@@ -124,6 +121,9 @@ def _on_do_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
         return None
     if state.execution_options.get(BYPASS):
         return None
+    nested = rows.serve_nested(state)
+    if nested is not None:
+        return nested
     option = find_option(state)
     if option is None:
         return None
@@ -176,12 +176,9 @@ def execute_cached(state: ORMExecuteState, option: CacheOption) -> Result[Any] |
     if not local and writes.has_unpublished_changes(session):
         return None
     key = key_for(option, state.statement, state.parameters, state.load_options)
-
-    def create() -> CacheEntry:
-        return _run_local(state) if local else _run_detached(state)
-
-    entry = store.get_or_create(cache, key, create, option.expire)
-    return replay(session, entry, local)
+    if local:
+        return _execute_local(state, cache, key, option.expire)
+    return _execute_shared(state, cache, key, option.expire)
 
 
 # -- keys -------------------------------------------------------------------
@@ -241,111 +238,48 @@ def clear(
     store.clear(FromCache(region, namespace, cache_manager=cache_manager).cache())
 
 
-# -- miss -------------------------------------------------------------------
-
-
-def _bypass_options(state: ORMExecuteState) -> dict[str, Any]:
-    return {**state.local_execution_options, BYPASS: True}
-
-
-def _entry_from(result: Result[Any]) -> CacheEntry:
-    unique = _sa_internals.requires_unique(result)
-    if unique:
-        # Rows are stored deduplicated; replay refuses them without
-        # .unique() exactly as the source result would have.
-        result = result.unique()
-    return CacheEntry(_sa_internals.portable_frozen(result.freeze()), unique_required=unique)
-
-
-def _run_detached(state: ORMExecuteState) -> CacheEntry:
-    """Load the rows in a private session on the caller's connection.
-
-    Closing that session leaves every loaded object detached with its
-    loaded state, which is exactly what a shared cache may hold.
-    """
-    session = state.session
-    connection = session.connection(bind_arguments=state.bind_arguments)
-    with type(session)(bind=connection, info=dict(session.info), autoflush=False) as private:
-        result = private.execute(
-            state.statement,
-            state.parameters,
-            execution_options=_bypass_options(state),
-            bind_arguments=state.bind_arguments,
-        )
-        return _entry_from(result)
+# -- miss and hit -----------------------------------------------------------
 
 
 def _run_local(state: ORMExecuteState) -> CacheEntry:
-    return _entry_from(state.invoke_statement(execution_options={BYPASS: True}))
+    return objects.entry_from(state.invoke_statement(execution_options={BYPASS: True}))
 
 
-def entry_from_rows(
-    session: Session,
-    keys_: Sequence[str],
-    rows: Sequence[Any],
-    single_entity: bool,
-    local: bool,
-) -> CacheEntry:
-    """An entry for rows a caller hands over (``Query.set_value``)."""
-    if not local:
-        rows = _detached_copies(session, rows, single_entity)
-    filtered = any(_is_mapped(value) for row in rows for value in _cells(row, single_entity))
-    frozen = _sa_internals.frozen_result_from_rows(keys_, rows, single_entity, filtered)
-    return CacheEntry(frozen)
+def _execute_local(state: ORMExecuteState, cache: Cache, key: str, expire: int | None) -> Any:
+    entry = store.get_or_create(cache, key, lambda: _run_local(state), expire)
+    return objects.replay(state.session, entry, local=True)
 
 
-def _cells(row: Any, single_entity: bool) -> Sequence[Any]:
-    return (row,) if single_entity else tuple(row)
+def _execute_shared(state: ORMExecuteState, cache: Cache, key: str, expire: int | None) -> Any:
+    made: list[Result[Any]] = []
 
+    def create() -> CacheEntry:
+        entry, result = rows.capture(state)
+        if entry is None:
+            entry = objects.from_cursor(state, result)
+            result = objects.replay(state.session, entry)
+        made.append(result)
+        return entry
 
-def _detached_copies(session: Session, rows: Sequence[Any], single_entity: bool) -> list[Any]:
-    with type(session)(bind=session.get_bind(), autoflush=False) as private:
-        copied = []
-        for row in rows:
-            cells = [
-                private.merge(value, load=False) if _is_mapped(value) else value
-                for value in _cells(row, single_entity)
-            ]
-            copied.append(cells[0] if single_entity else tuple(cells))
-    return copied
-
-
-# -- hit --------------------------------------------------------------------
-
-
-def _is_mapped(value: Any) -> bool:
-    kind = type(value)
-    try:
-        return _mapped_types[kind]
-    except KeyError:
-        mapped = inspect(kind, raiseerr=False) is not None and hasattr(kind, "__mapper__")
-        _mapped_types[kind] = mapped
-        return mapped
-
-
-def _attach(session: Session, obj: Any) -> Any:
-    """``obj`` as an object of ``session``, never ``obj`` itself."""
-    existing = session.identity_map.get(instance_state(obj).key)
-    if existing is not None and not inspect(existing).expired_attributes:
-        return existing
-    return session.merge(obj, load=False)
-
-
-def replay(session: Session, entry: CacheEntry, local: bool = False) -> Result[Any]:
-    """A Result over ``entry`` whose objects belong to ``session``."""
-    frozen = entry.result
-    if not local:
-        rows = _sa_internals.frozen_rows(frozen)
-        with session.no_autoflush:
-            for row in rows:
-                for index, value in enumerate(row):
-                    if value is not None and _is_mapped(value):
-                        row[index] = _attach(session, value)
-        frozen = frozen.with_new_rows(rows)  # type: ignore[arg-type]
-    result = frozen()
-    if entry.unique_required:
-        _sa_internals.require_unique(result)
+    entry = store.get_or_create(cache, key, create, expire)
+    if made:
+        return made[0]
+    result = replay(state, entry)
+    if result is None:
+        # Stored by code whose statement returns other columns (another
+        # release of the models): unusable here, so it is replaced.
+        store.remove(cache, key)
+        entry = create()
+        store.write(cache, key, entry, expire)
+        return made[0]
     return result
+
+
+def replay(state: ORMExecuteState, entry: CacheEntry) -> Result[Any] | None:
+    """The caller's result from a shared entry; None if it does not fit."""
+    if entry.kind == ROWS:
+        return rows.load(state, entry)
+    return objects.replay(state.session, entry)
 
 
 __all__ = [
@@ -359,5 +293,4 @@ __all__ = [
     "invalidate",
     "clear",
     "replay",
-    "entry_from_rows",
 ]

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 from beaker.cache import Cache, CacheManager
 from sqlalchemy.orm import Query
 
-from . import _sa_internals, core, regions, store
+from . import _sa_internals, core, objects, regions, store
+from .entry import OBJECTS
 from .exc import CacheOptionError
 from .options import DEFAULT_REGION, CacheOption, FromCache, single_from_cache
 
@@ -114,9 +115,16 @@ class CachingQuery(Query[_T]):
                 raise KeyError(key)
             entry = self._entry_for(createfunc(), local)
             store.write(cache, key, entry, self.cache_option().expire)
+        if entry.kind == OBJECTS:
+            if merge:
+                return _sa_internals.query_rows(objects.replay(self.session, entry, local))
+            return _sa_internals.query_rows(entry.data())
         if merge:
-            return _sa_internals.query_rows(core.replay(self.session, entry, local))
-        return _sa_internals.query_rows(entry.result())
+            return self.all()
+        # Objects of a throwaway session: detached once it closes.
+        with type(self.session)(bind=self.session.connection(), autoflush=False) as private:
+            core.ensure_installed(private, type(self).cache_manager)
+            return self.with_session(private).all()
 
     def set_value(self, value: Sequence[Any]) -> None:
         """Store ``value`` (shaped like ``all()``) as this query's entry."""
@@ -133,7 +141,7 @@ class CachingQuery(Query[_T]):
             and not _sa_internals.load_option(self.load_options, "only_return_tuples")
         )
         names = [d["name"] for d in descriptions]
-        return core.entry_from_rows(self.session, names, list(value), single, local)
+        return objects.entry_from_rows(self.session, names, list(value), single, local)
 
 
 _bound_classes: dict[int, tuple[CacheManager, type[CachingQuery[Any]]]] = {}

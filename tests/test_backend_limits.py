@@ -63,4 +63,4 @@ def test_entry_keeps_no_session_connection_or_engine_alive(tmp_path, cache_manag
     assert session_ref() is None
     assert all(ref() is None for ref in connection_refs)
     assert engine_ref() is None
-    assert len(cache.get(key)) == 100  # the entry itself is still there
+    assert len(cache.get(key)) == 200  # the entry (one joined row per address) is still there

@@ -48,8 +48,11 @@ def test_cache_and_key_reads_the_entry_directly(session):
     objects = q.all()
     cache, key = q.cache_and_key()
     entry = cache.get(key)
-    assert [p.name for p in entry] == [p.name for p in objects] == ["person 03", "person 04"]
-    assert len(entry) == 2 and entry[0].id == 3
+    # A shared region stores the rows the cursor returned, not objects.
+    assert entry.kind == "rows"
+    assert [tuple(row) for row in entry] == [(p.id, p.name) for p in objects]
+    assert [row.person_name for row in entry] == ["person 03", "person 04"]
+    assert len(entry) == 2
 
 
 def test_get_value_absent_raises_keyerror(session):

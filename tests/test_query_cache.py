@@ -138,10 +138,10 @@ def test_hit_objects_belong_to_the_session_and_are_copies(Session, sql):
         cache, key = q.cache_and_key()
         stored = cache.get(key)
         assert all(inspect(p).session is s for p in hit)
-        assert all(inspect(p).detached for p in stored)
-        assert not {id(p) for p in hit} & {id(p) for p in stored}
+        # the entry holds column values only: no object is shared with it
+        assert all(type(value) in (int, str) for row in stored for value in row)
         hit[0].name = "changed"
-        assert stored[0].name == "person 20"
+        assert cache.get(key)[0].person_name == "person 20"
         s.rollback()
 
 

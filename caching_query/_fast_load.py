@@ -1,0 +1,247 @@
+"""A short cut through SQLAlchemy's loader for the commonest cached result.
+
+SQLAlchemy's loader is general: per row it weighs refresh, populate-existing,
+polymorphic switches, eager loaders, version checks and events. A cache hit
+on a plain entity query (``select(Person).where(...)``: mapped classes
+without inheritance, every column loaded, relationships lazy, no loader
+options, no load events) needs none of that, and building its objects
+directly costs about half as much per row.
+
+The short cut does exactly what ``loading._instance_processor`` does for
+such a row, with the same state fields, and refuses (returns None) for
+everything else, which then takes SQLAlchemy's own path. Whenever an object
+with the row's identity is already in the session, it wins, as in
+SQLAlchemy; if that object lacks a loaded column, the whole result goes to
+SQLAlchemy, which knows how to fill it in. ``tests/test_fast_load.py``
+checks that both paths leave identical objects behind.
+
+All of this reads SQLAlchemy internals; it lives here, next to the
+canaries in ``tests/test_sa_internals.py``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.engine import Result
+from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
+from sqlalchemy.orm import ColumnProperty, RelationshipProperty, Session, SynonymProperty
+from sqlalchemy.orm.attributes import instance_dict, instance_state
+from sqlalchemy.orm.context import _MapperEntity
+from sqlalchemy.orm.interfaces import UserDefinedOption
+from sqlalchemy.sql.compiler import Compiled
+
+__all__ = ["load"]
+
+_PLAIN_COLUMN = (("deferred", False), ("instrument", True))
+_CLASS_LEVEL_LAZY = frozenset(
+    [(("lazy", "select"),), (("lazy", True),), (("lazy", "raise"),), (("lazy", "raise_on_sql"),)]
+)
+
+
+class _EntityPlan:
+    """How one mapped entity of a result is built from a row."""
+
+    __slots__ = ("mapper", "manager", "identity_class", "pk_indexes", "columns", "path")
+
+    def __init__(self, entity: Any, pk_indexes: tuple[int, ...], columns: tuple[Any, ...]) -> None:
+        self.mapper = entity.mapper
+        self.manager = entity.mapper.class_manager
+        self.identity_class = entity.mapper._identity_class
+        self.pk_indexes = pk_indexes
+        self.columns = columns  # (attribute key, row index) pairs
+        self.path = entity.path
+
+
+class _Plan:
+    __slots__ = ("entities", "labels", "extras", "propagating", "current_path", "__weakref__")
+
+    def __init__(self, entities: list[_EntityPlan], compile_state: Any) -> None:
+        self.entities = entities
+        self.labels = [entity._label_name for entity in compile_state._entities]
+        self.extras = [entity._extra_entities for entity in compile_state._entities]
+        # positions of the options SQLAlchemy hands on to loaded objects
+        self.propagating = tuple(
+            index
+            for index, option in enumerate(compile_state.select_statement._with_options)
+            if option.propagate_to_loaders
+        )
+        self.current_path = compile_state.current_path
+
+
+_plans: weakref.WeakKeyDictionary[Compiled, _Plan | None] = weakref.WeakKeyDictionary()
+
+
+def _entity_plan(entity: Any, compile_state: Any, metadata: SimpleResultMetaData) -> Any:
+    mapper = entity.mapper
+    if (
+        type(entity) is not _MapperEntity
+        or entity.is_aliased_class
+        or entity._with_polymorphic_mappers
+        or entity._polymorphic_discriminator is not None
+        or entity._get_entity_clauses(compile_state) is not None
+        or mapper.inherits is not None
+        or mapper._inheriting_mappers
+        or mapper.polymorphic_on is not None
+        or mapper.always_refresh
+        or mapper.version_id_col is not None
+    ):
+        return None
+    columns = []
+    for prop in mapper.iterate_properties:
+        if isinstance(prop, ColumnProperty):
+            if prop.strategy_key != _PLAIN_COLUMN or len(prop.columns) != 1:
+                return None
+            index = metadata._index_for_key(prop.columns[0], False)
+            if index is None:
+                return None
+            columns.append((prop.key, index))
+        elif isinstance(prop, RelationshipProperty):
+            if prop.strategy_key not in _CLASS_LEVEL_LAZY or not prop.strategy.is_class_level:
+                return None
+        elif not isinstance(prop, SynonymProperty):
+            return None
+    pk_indexes = []
+    for column in mapper.primary_key:
+        index = metadata._index_for_key(column, False)
+        if index is None:
+            return None
+        pk_indexes.append(index)
+    return _EntityPlan(entity, tuple(pk_indexes), tuple(columns))
+
+
+def _build_plan(compiled: Compiled, metadata: SimpleResultMetaData) -> _Plan | None:
+    compile_state: Any = compiled.compile_state
+    options = compile_state.compile_options
+    if (
+        options._only_load_props
+        or options._for_refresh_state
+        or compile_state.compound_eager_adapter is not None
+        or compile_state.multi_row_eager_loaders
+        or compile_state.eager_joins
+        or not all(
+            isinstance(option, UserDefinedOption)
+            for option in compile_state.select_statement._with_options
+        )
+    ):
+        return None
+    entities = [_entity_plan(e, compile_state, metadata) for e in compile_state._entities]
+    if not entities or None in entities:
+        return None
+    return _Plan(entities, compile_state)
+
+
+def plan_for(compiled: Compiled, metadata: SimpleResultMetaData) -> _Plan | None:
+    """The short cut for ``compiled``'s rows, or None where it does not apply."""
+    try:
+        return _plans[compiled]
+    except KeyError:
+        plan = _plans[compiled] = _build_plan(compiled, metadata)
+        return plan
+
+
+def _applies(plan: _Plan, session: Session, load_options: Any) -> bool:
+    """Conditions that can change between executions of one statement."""
+    if (
+        load_options._populate_existing
+        or load_options._refresh_state is not None
+        or load_options._version_check
+        or load_options._yield_per
+        or session.dispatch.loaded_as_persistent
+    ):
+        return False
+    return not any(e.manager.dispatch.load or e.manager.dispatch.refresh for e in plan.entities)
+
+
+def _build(
+    entity: _EntityPlan,
+    rows: Sequence[tuple[Any, ...]],
+    session: Session,
+    identity_token: Any,
+    load_options: tuple[Any, ...],
+    load_path: Any,
+) -> list[Any] | None:
+    """One object per row (None for an all-NULL key), or None to give up."""
+    identity_map = session.identity_map
+    session_id = session.hash_key
+    new_instance = entity.manager.new_instance
+    identity_class = entity.identity_class
+    pk_indexes = entity.pk_indexes
+    columns = entity.columns
+    single_pk = pk_indexes[0] if len(pk_indexes) == 1 else None
+    built: list[Any] = []
+    append = built.append
+    for row in rows:
+        if single_pk is not None:
+            pk: tuple[Any, ...] = (row[single_pk],)
+            if pk[0] is None:
+                append(None)
+                continue
+        else:
+            pk = tuple([row[i] for i in pk_indexes])
+            if None in pk:
+                return None  # partial keys: SQLAlchemy's rules decide
+        key = (identity_class, pk, identity_token)
+        obj = identity_map.get(key)
+        if obj is not None:
+            state_dict = instance_dict(obj)
+            for name, _ in columns:
+                if name not in state_dict:
+                    return None  # an expired or unloaded column to fill in
+            append(obj)
+            continue
+        obj = new_instance()
+        state = instance_state(obj)
+        state_dict = instance_dict(obj)
+        for name, index in columns:
+            state_dict[name] = row[index]
+        state.key = key
+        state.identity_token = identity_token
+        state.session_id = session_id
+        state.load_options = load_options
+        state.load_path = load_path
+        identity_map._add_unpresent(state, key)
+        append(obj)
+    return built
+
+
+def _row_metadata(plan: _Plan, count: int) -> SimpleResultMetaData:
+    # Uniqueness of ORM objects is by identity, as in SQLAlchemy's loader.
+    filters = [id] * count
+    try:
+        return SimpleResultMetaData(
+            plan.labels, plan.extras, _create_unique_filters=lambda result: filters
+        )
+    except TypeError:  # SQLAlchemy 2.0
+        return SimpleResultMetaData(plan.labels, plan.extras, _unique_filters=filters)
+
+
+def load(
+    plan: _Plan,
+    session: Session,
+    statement: Any,
+    load_options: Any,
+    rows: Sequence[tuple[Any, ...]],
+) -> Result[Any] | None:
+    """The ORM result for ``rows``, or None to leave them to SQLAlchemy."""
+    if not _applies(plan, session, load_options):
+        return None
+    statement_options = statement._with_options
+    propagated = tuple(statement_options[i] for i in plan.propagating)
+    current = plan.current_path
+    columns = []
+    for entity in plan.entities:
+        load_path = current + entity.path if current.path else entity.path
+        built = _build(entity, rows, session, load_options._identity_token, propagated, load_path)
+        if built is None:
+            return None
+        columns.append(built)
+    single = len(columns) == 1 and not load_options._only_return_tuples
+    data: list[Any] = columns[0] if single else list(zip(*columns, strict=True))
+    result: IteratorResult[Any] = IteratorResult(
+        _row_metadata(plan, len(columns)), iter(data), _source_supports_scalars=single
+    )
+    result._attributes = result._attributes.union({"filtered": True, "is_single_entity": single})
+    return result

@@ -1,0 +1,169 @@
+"""Turning stored rows into ORM objects: the SQLAlchemy internals it takes.
+
+A cache entry of a shared region holds the statement's raw rows, exactly as
+the database cursor returned them (after type processing). A hit hands
+those rows to SQLAlchemy's own loader, as if the cursor had just returned
+them, so objects come out precisely as an uncached query builds them:
+identity map first, loader options, lazy loaders, events and uniquing all
+included.
+
+Doing so needs three things SQLAlchemy keeps private, all here, each with a
+canary in ``tests/test_sa_internals.py``:
+
+* the compiled form of the statement (it carries the ORM compile state
+  and the result columns the loader looks rows up by);
+* a stand-in for the DBAPI execution context the loader consults;
+* the compile state's ``orm_setup_cursor_result()`` entry point.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.engine import Dialect, Result
+from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import Compiled
+
+from . import _fast_load
+
+__all__ = [
+    "compiled_for",
+    "remember",
+    "result_keys",
+    "is_loadable",
+    "load_rows",
+    "load_cursor",
+]
+
+_MEMO_SIZE = 1000
+_memo: weakref.WeakKeyDictionary[Dialect, dict[Any, Compiled]] = weakref.WeakKeyDictionary()
+_metadata: weakref.WeakKeyDictionary[Compiled, SimpleResultMetaData] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def _memo_for(dialect: Dialect) -> dict[Any, Compiled]:
+    memo = _memo.get(dialect)
+    if memo is None:
+        with _lock:
+            memo = _memo.setdefault(dialect, {})
+    return memo
+
+
+def remember(dialect: Dialect, structure: Any, compiled: Compiled) -> None:
+    """Keep the compiled form a miss produced for later hits of ``structure``."""
+    memo = _memo_for(dialect)
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[structure] = compiled
+
+
+def compiled_for(statement: Executable, structure: Any, dialect: Dialect) -> Compiled:
+    """The compiled form of ``statement`` for ``dialect``.
+
+    ``structure`` is the statement's structural cache key; statements with
+    equal keys compile alike, which is what SQLAlchemy's own compiled
+    cache relies on. A process that only ever hits compiles once here.
+    """
+    memo = _memo_for(dialect)
+    compiled = memo.get(structure)
+    if compiled is None:
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        remember(dialect, structure, compiled)
+    return compiled
+
+
+def result_keys(compiled: Compiled) -> tuple[str, ...]:
+    """The names of the columns ``compiled`` returns, in order."""
+    return tuple(column.keyname for column in compiled._result_columns)  # type: ignore[attr-defined]
+
+
+def is_loadable(compiled: Compiled, width: int) -> bool:
+    """True when rows of ``width`` columns can be matched to ``compiled``.
+
+    A textual statement without declared columns matches result columns by
+    the cursor's own description, which stored rows do not carry.
+    """
+    compile_state = getattr(compiled, "compile_state", None)
+    return (
+        compile_state is not None
+        and hasattr(compile_state, "orm_setup_cursor_result")
+        and not compile_state.compile_options._is_star
+        and len(compiled._result_columns) == width  # type: ignore[attr-defined]
+    )
+
+
+class _StoredRowsContext:
+    """Stands in for the execution context of a cursor that never ran."""
+
+    __slots__ = ("compiled",)
+    _is_server_side = False
+
+    def __init__(self, compiled: Compiled) -> None:
+        self.compiled = compiled
+
+
+class _StoredRowsMetaData(SimpleResultMetaData):
+    """Column lookup as a cursor result does it: optional lookups of a
+    column the statement does not return (a subclass's columns in a
+    polymorphic load) answer None instead of raising."""
+
+    def _index_for_key(self, key: Any, raiseerr: bool = True) -> Any:
+        if not raiseerr and not isinstance(key, int) and key not in self._keymap:
+            return None
+        return super()._index_for_key(key, raiseerr)
+
+
+def _rows_metadata(compiled: Compiled) -> SimpleResultMetaData:
+    metadata = _metadata.get(compiled)
+    if metadata is None:
+        columns = compiled._result_columns  # type: ignore[attr-defined]
+        # Keyed by name and by every object the compiler matched to the
+        # column, as a cursor result is: the loader looks columns up by
+        # the objects its compile state adapted.
+        metadata = _StoredRowsMetaData(
+            [column.keyname for column in columns],
+            extra=[column.objects for column in columns],
+        )
+        _metadata[compiled] = metadata
+    return metadata
+
+
+def _setup(state: ORMExecuteState, session: Session, raw: Result[Any], compiled: Compiled) -> Any:
+    compile_state: Any = compiled.compile_state
+    # Rows are loaded at once, so that loads the loader triggers (selectin,
+    # subquery, immediate) run while the caller's hook can still see them.
+    options = {**state.execution_options, "prebuffer_rows": True}
+    return compile_state.orm_setup_cursor_result(
+        session, state.statement, state.parameters, options, state.bind_arguments, raw
+    )
+
+
+def load_rows(
+    state: ORMExecuteState, compiled: Compiled, rows: Sequence[tuple[Any, ...]]
+) -> Result[Any]:
+    """The ORM result ``state``'s statement gives when the cursor returns ``rows``."""
+    metadata = _rows_metadata(compiled)
+    plan = _fast_load.plan_for(compiled, metadata)
+    if plan is not None:
+        result = _fast_load.load(plan, state.session, state.statement, state.load_options, rows)
+        if result is not None:
+            return result
+    raw: Any = IteratorResult(metadata, iter(rows))
+    raw.context = _StoredRowsContext(compiled)
+    return _setup(state, state.session, raw, compiled)  # type: ignore[no-any-return]
+
+
+def load_cursor(
+    state: ORMExecuteState, cursor: Result[Any], session: Session | None = None
+) -> Result[Any]:
+    """The ORM result of a cursor result, as ``Session.execute`` builds it.
+
+    ``session`` loads the objects instead of ``state``'s own session.
+    """
+    compiled = cursor.context.compiled  # type: ignore[attr-defined]
+    return _setup(state, session or state.session, cursor, compiled)  # type: ignore[no-any-return]

@@ -1,0 +1,143 @@
+"""Entries of raw rows: what a miss stores and a hit loads, for shared regions.
+
+A miss runs the statement on the caller's own connection and keeps the
+rows the cursor returned; the caller's objects are built from those rows
+by SQLAlchemy's loader, exactly as a hit will build them. Nothing stored
+is an ORM object, so no entry ever holds a session's state, and an entry
+reads the same in every process that runs the same code.
+
+Loads the loader itself triggers while building the objects (selectin,
+subquery and immediate loads, polymorphic sub-loads) are part of the
+result: during a miss their rows are captured into the same entry, keyed
+by their own derived keys, and a hit serves them from there. A nested
+load the entry does not hold (the caller's identity map made the loader
+ask for something else) simply runs its SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from sqlalchemy.engine import Result
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from . import _sa_internals, _sa_loading, keys
+from .entry import CacheEntry, StoredRows
+from .exc import UncacheableQueryError
+
+
+class _Loading:
+    """The entry whose rows a session is currently turning into objects."""
+
+    __slots__ = ("session", "nested", "capturing")
+
+    def __init__(self, session: Session, nested: dict[str, StoredRows], capturing: bool) -> None:
+        self.session = session
+        self.nested = nested
+        self.capturing = capturing
+
+
+_current: ContextVar[_Loading | None] = ContextVar("caching_query_loading", default=None)
+
+
+@contextmanager
+def _loading(session: Session, nested: dict[str, StoredRows], capturing: bool) -> Iterator[None]:
+    token = _current.set(_Loading(session, nested, capturing))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def nested_key(state: ORMExecuteState) -> str:
+    """The key a load triggered inside another one is kept under."""
+    tuples = _sa_internals.load_option(state.load_options, "only_return_tuples")
+    return keys.derive_key(state.statement, state.parameters, bool(tuples))
+
+
+def serve_nested(state: ORMExecuteState) -> Result[Any] | None:
+    """Serve a load the loader triggered while building a cached result.
+
+    None when no entry is being loaded in this session, or when the entry
+    does not hold this load (it then runs as usual).
+    """
+    loading = _current.get()
+    if loading is None or loading.session is not state.session:
+        return None
+    try:
+        key = nested_key(state)
+    except UncacheableQueryError:
+        return None
+    if loading.capturing:
+        stored, result = _capture(state, loading.nested)
+        if stored is None:
+            return _load_cursor(state, result)
+        loading.nested[key] = stored
+        return result
+    stored = loading.nested.get(key)
+    if stored is None:
+        return None
+    return _load(state, stored, loading.nested)
+
+
+def _compiled_for(state: ORMExecuteState) -> Any:
+    structure = _sa_internals.statement_cache_key(state.statement).key
+    dialect = state.session.get_bind(**state.bind_arguments).dialect
+    return _sa_loading.compiled_for(state.statement, structure, dialect)
+
+
+def _load(
+    state: ORMExecuteState, stored: StoredRows, nested: dict[str, StoredRows]
+) -> Result[Any] | None:
+    compiled = _compiled_for(state)
+    if _sa_loading.result_keys(compiled) != stored.columns:
+        return None  # stored by code that selects other columns
+    with _loading(state.session, nested, capturing=False):
+        return _sa_loading.load_rows(state, compiled, stored.rows)
+
+
+def load(state: ORMExecuteState, entry: CacheEntry) -> Result[Any] | None:
+    """The caller's result built from a rows entry; None if it no longer fits."""
+    return _load(state, entry.data, entry.nested)
+
+
+def _capture(
+    state: ORMExecuteState, nested: dict[str, StoredRows]
+) -> tuple[StoredRows | None, Result[Any]]:
+    """Run the statement; return its stored rows (None: not storable as rows)."""
+    session = state.session
+    connection = session.connection(bind_arguments=state.bind_arguments)
+    cursor = connection.execute(
+        state.statement, state.parameters or {}, execution_options=state.execution_options
+    )
+    compiled = cursor.context.compiled  # type: ignore[attr-defined]
+    if not _sa_loading.is_loadable(compiled, len(cursor.keys())):
+        return None, cursor
+    structure = _sa_internals.statement_cache_key(state.statement).key
+    _sa_loading.remember(connection.dialect, structure, compiled)
+    stored = StoredRows(_sa_loading.result_keys(compiled), [tuple(row) for row in cursor])
+    with _loading(session, nested, capturing=True):
+        result = _sa_loading.load_rows(state, compiled, stored.rows)
+    return stored, result
+
+
+def _load_cursor(state: ORMExecuteState, cursor: Result[Any]) -> Result[Any]:
+    return _sa_loading.load_cursor(state, cursor)
+
+
+def capture(state: ORMExecuteState) -> tuple[CacheEntry | None, Result[Any]]:
+    """Run ``state``'s statement for a miss.
+
+    Returns the entry to store and the caller's result. When the rows
+    cannot be matched to the statement's columns (a ``text()`` without
+    declared columns), the entry is None and the result is the unread
+    cursor result, for the caller to load another way.
+    """
+    nested: dict[str, StoredRows] = {}
+    stored, result = _capture(state, nested)
+    if stored is None:
+        return None, result
+    return CacheEntry.of_rows(stored, nested), result
