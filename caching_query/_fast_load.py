@@ -56,12 +56,14 @@ class _EntityPlan:
 
 
 class _Plan:
-    __slots__ = ("entities", "labels", "extras", "propagating", "current_path", "__weakref__")
+    __slots__ = ("entities", "metadata", "propagating", "current_path", "__weakref__")
 
     def __init__(self, entities: list[_EntityPlan], compile_state: Any) -> None:
         self.entities = entities
-        self.labels = [entity._label_name for entity in compile_state._entities]
-        self.extras = [entity._extra_entities for entity in compile_state._entities]
+        self.metadata = _row_metadata(
+            [entity._label_name for entity in compile_state._entities],
+            [entity._extra_entities for entity in compile_state._entities],
+        )
         # positions of the options SQLAlchemy hands on to loaded objects
         self.propagating = tuple(
             index
@@ -69,6 +71,15 @@ class _Plan:
             if option.propagate_to_loaders
         )
         self.current_path = compile_state.current_path
+
+
+def _row_metadata(labels: list[str], extras: list[Any]) -> SimpleResultMetaData:
+    # Uniqueness of ORM objects is by identity, as in SQLAlchemy's loader.
+    filters = [id] * len(labels)
+    try:
+        return SimpleResultMetaData(labels, extras, _create_unique_filters=lambda result: filters)
+    except TypeError:  # SQLAlchemy 2.0
+        return SimpleResultMetaData(labels, extras, _unique_filters=filters)
 
 
 _plans: weakref.WeakKeyDictionary[Compiled, _Plan | None] = weakref.WeakKeyDictionary()
@@ -207,15 +218,6 @@ def _build(
     return built
 
 
-def _row_metadata(plan: _Plan, count: int) -> SimpleResultMetaData:
-    # Uniqueness of ORM objects is by identity, as in SQLAlchemy's loader.
-    filters = [id] * count
-    try:
-        return SimpleResultMetaData(
-            plan.labels, plan.extras, _create_unique_filters=lambda result: filters
-        )
-    except TypeError:  # SQLAlchemy 2.0
-        return SimpleResultMetaData(plan.labels, plan.extras, _unique_filters=filters)
 
 
 def load(
@@ -241,7 +243,7 @@ def load(
     single = len(columns) == 1 and not load_options._only_return_tuples
     data: list[Any] = columns[0] if single else list(zip(*columns, strict=True))
     result: IteratorResult[Any] = IteratorResult(
-        _row_metadata(plan, len(columns)), iter(data), _source_supports_scalars=single
+        plan.metadata, iter(data), _source_supports_scalars=single
     )
     result._attributes = result._attributes.union({"filtered": True, "is_single_entity": single})
     return result

@@ -85,33 +85,63 @@ _EXACT_REPR = (
 )
 
 
-def _value_token(value: Any, out: list[str]) -> None:
-    """Append an unambiguous, type-tagged rendering of a bound value."""
+def _render_sequence(value: Any, out: list[str]) -> None:
     kind = type(value)
-    if value is None:
-        out.append("N")
-    elif kind is bool:
-        out.append("T" if value else "F")
-    elif kind is int:
-        out.append(f"i{value}")
-    elif kind is str:
-        out.append(f"s{len(value)}:{value}")
-    elif kind is float:
-        out.append(f"f{value!r}")
-    elif kind is bytes:
-        out.append(f"y{len(value)}:{value.hex()}")
-    elif kind in (list, tuple, set, frozenset):
-        items = sorted(value, key=repr) if kind in (set, frozenset) else value
-        out.append(f"{kind.__name__[0]}{len(items)}[")
-        for item in items:
-            _value_token(item, out)
-        out.append("]")
-    elif isinstance(value, enum.Enum):
-        out.append(f"e{_qualified(kind)}.{value.name}")
+    items = sorted(value, key=repr) if kind in (set, frozenset) else value
+    out.append(f"{kind.__name__[0]}{len(items)}[")
+    for item in items:
+        _value_token(item, out)
+    out.append("]")
+
+
+def _render_other(value: Any, out: list[str]) -> None:
+    if isinstance(value, enum.Enum):
+        out.append(f"e{_qualified(type(value))}.{value.name}")
     elif isinstance(value, _EXACT_REPR):
-        out.append(f"{_qualified(kind)}({value!r})")
+        out.append(f"{_qualified(type(value))}({value!r})")
     else:
         out.append(_stable_repr(value, "bound value"))
+
+
+# One renderer per exact type: bound values are rendered on every hit, so
+# the common types take one dictionary lookup, not a chain of tests.
+_RENDERERS: dict[type, Any] = {
+    str: lambda v, out: out.append(f"s{len(v)}:{v}"),
+    int: lambda v, out: out.append(f"i{v}"),
+    bool: lambda v, out: out.append("T" if v else "F"),
+    float: lambda v, out: out.append(f"f{v!r}"),
+    bytes: lambda v, out: out.append(f"y{len(v)}:{v.hex()}"),
+    type(None): lambda v, out: out.append("N"),
+    list: _render_sequence,
+    tuple: _render_sequence,
+    set: _render_sequence,
+    frozenset: _render_sequence,
+}
+
+
+def _value_token(value: Any, out: list[str]) -> None:
+    """Append an unambiguous, type-tagged rendering of a bound value."""
+    _RENDERERS.get(type(value), _render_other)(value, out)
+
+
+def _bound_token(value: Any, out: list[str]) -> None:
+    # _value_token, with the two commonest types inlined
+    kind = type(value)
+    if kind is str:
+        out.append(f"s{len(value)}:{value}")
+    elif kind is int:
+        out.append(f"i{value}")
+    else:
+        _RENDERERS.get(kind, _render_other)(value, out)
+
+
+def _render(value: Any) -> str:
+    out: list[str] = []
+    _value_token(value, out)
+    return "".join(out)
+
+
+_DISCRIMINATOR_TOKENS = {flags: _render(flags) for flags in [(), (False,), (True,)]}
 
 
 def _is_node(node: tuple[Any, ...]) -> bool:
@@ -216,21 +246,26 @@ def derive_key(
             "(it contains an element that disables statement caching); give "
             "the query an explicit cache_key"
         )
-    params = dict(parameters or {})
-    values: list[Any] = []
-    for bind in cache_key.bindparams:
-        if bind.key in params:
-            values.append(params.pop(bind.key))
-        else:
-            values.append(bind.effective_value)
-    # Parameters no bound parameter of the structure claims (text()
-    # clauses, lazy-load criteria): sorted by their id-free name.
-    extra = sorted(((_anonymous_stem(k), v) for k, v in params.items()), key=lambda kv: kv[0])
-    values.append(extra)
-    values.append(discriminators)
-
-    out: list[str] = []
-    _value_token(values, out)
-    hasher = hashlib.blake2b(_structure_digest(cache_key.key), digest_size=20)
-    hasher.update("".join(out).encode("utf-8", "surrogatepass"))
-    return _DERIVED_PREFIX + hasher.hexdigest()
+    binds = cache_key.bindparams
+    # Rendered as the list [value, ..., extra, discriminators] would be.
+    out = [f"l{len(binds) + 2}["]
+    if parameters:
+        params = dict(parameters)
+        for bind in binds:
+            key = bind.key
+            _bound_token(params.pop(key) if key in params else bind.effective_value, out)
+        # Parameters no bound parameter of the structure claims (text()
+        # clauses, lazy-load criteria): sorted by their id-free name.
+        extra = sorted(((_anonymous_stem(k), v) for k, v in params.items()), key=lambda kv: kv[0])
+        _value_token(extra, out)
+    else:
+        for bind in binds:
+            _bound_token(bind.effective_value, out)
+        out.append("l0[]")
+    out.append(_DISCRIMINATOR_TOKENS.get(discriminators) or _render(discriminators))
+    out.append("]")
+    digest = hashlib.blake2b(
+        _structure_digest(cache_key.key) + "".join(out).encode("utf-8", "surrogatepass"),
+        digest_size=20,
+    )
+    return _DERIVED_PREFIX + digest.hexdigest()
