@@ -32,6 +32,7 @@ from sqlalchemy.orm.attributes import instance_dict, instance_state
 from sqlalchemy.orm.context import _MapperEntity
 from sqlalchemy.orm.interfaces import UserDefinedOption
 from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.util import immutabledict
 
 __all__ = ["load"]
 
@@ -56,7 +57,7 @@ class _EntityPlan:
 
 
 class _Plan:
-    __slots__ = ("entities", "metadata", "propagating", "current_path", "__weakref__")
+    __slots__ = ("entities", "metadata", "attributes", "propagating", "current_path", "__weakref__")
 
     def __init__(self, entities: list[_EntityPlan], compile_state: Any) -> None:
         self.entities = entities
@@ -64,6 +65,11 @@ class _Plan:
             [entity._label_name for entity in compile_state._entities],
             [entity._extra_entities for entity in compile_state._entities],
         )
+        # what tells the legacy Query to dedupe and return scalars
+        self.attributes = {
+            single: immutabledict({"filtered": True, "is_single_entity": single})
+            for single in (False, True)
+        }
         # positions of the options SQLAlchemy hands on to loaded objects
         self.propagating = tuple(
             index
@@ -218,8 +224,6 @@ def _build(
     return built
 
 
-
-
 def load(
     plan: _Plan,
     session: Session,
@@ -245,5 +249,5 @@ def load(
     result: IteratorResult[Any] = IteratorResult(
         plan.metadata, iter(data), _source_supports_scalars=single
     )
-    result._attributes = result._attributes.union({"filtered": True, "is_single_entity": single})
+    result._attributes = plan.attributes[single]
     return result

@@ -32,21 +32,55 @@ from sqlalchemy.sql.compiler import Compiled
 from . import _fast_load
 
 __all__ = [
-    "compiled_for",
+    "Replay",
+    "replay_for",
     "remember",
-    "result_keys",
     "is_loadable",
-    "load_rows",
     "load_cursor",
 ]
 
 _MEMO_SIZE = 1000
-_memo: weakref.WeakKeyDictionary[Dialect, dict[Any, Compiled]] = weakref.WeakKeyDictionary()
-_metadata: weakref.WeakKeyDictionary[Compiled, SimpleResultMetaData] = weakref.WeakKeyDictionary()
+_memo: weakref.WeakKeyDictionary[Dialect, dict[Any, Replay]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
-def _memo_for(dialect: Dialect) -> dict[Any, Compiled]:
+class Replay:
+    """What loading stored rows of one compiled statement needs, made once."""
+
+    __slots__ = ("compiled", "keys", "metadata", "_plan")
+
+    def __init__(self, compiled: Compiled) -> None:
+        self.compiled = compiled
+        columns = compiled._result_columns  # type: ignore[attr-defined]
+        self.keys = tuple(column.keyname for column in columns)
+        # Keyed by name and by every object the compiler matched to the
+        # column, as a cursor result is: the loader looks columns up by
+        # the objects its compile state adapted.
+        self.metadata = _StoredRowsMetaData(
+            list(self.keys), extra=[column.objects for column in columns]
+        )
+        self._plan: Any = _UNPLANNED
+
+    def load_fast(self, state: ORMExecuteState, rows: Sequence[tuple[Any, ...]]) -> Any:
+        """The result through the short cut, or None where it does not apply."""
+        plan = self._plan
+        if plan is _UNPLANNED:
+            plan = self._plan = _fast_load.plan_for(self.compiled, self.metadata)
+        if plan is None:
+            return None
+        return _fast_load.load(plan, state.session, state.statement, state.load_options, rows)
+
+    def load(self, state: ORMExecuteState, rows: Sequence[tuple[Any, ...]]) -> Result[Any]:
+        """The result through SQLAlchemy's own loader."""
+        raw: Any = IteratorResult(self.metadata, iter(rows))
+        raw.context = _StoredRowsContext(self.compiled)
+        return _setup(state, state.session, raw, self.compiled)  # type: ignore[no-any-return]
+
+
+_UNPLANNED = object()
+
+
+def _memo_for(dialect: Dialect) -> dict[Any, Replay]:
     memo = _memo.get(dialect)
     if memo is None:
         with _lock:
@@ -54,32 +88,29 @@ def _memo_for(dialect: Dialect) -> dict[Any, Compiled]:
     return memo
 
 
-def remember(dialect: Dialect, structure: Any, compiled: Compiled) -> None:
-    """Keep the compiled form a miss produced for later hits of ``structure``."""
+def remember(dialect: Dialect, structure: Any, compiled: Compiled) -> Replay:
+    """Keep what a miss compiled, for later hits of ``structure``."""
     memo = _memo_for(dialect)
-    if len(memo) >= _MEMO_SIZE:
-        memo.clear()
-    memo[structure] = compiled
+    replay = memo.get(structure)
+    if replay is None or replay.compiled is not compiled:
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        replay = memo[structure] = Replay(compiled)
+    return replay
 
 
-def compiled_for(statement: Executable, structure: Any, dialect: Dialect) -> Compiled:
-    """The compiled form of ``statement`` for ``dialect``.
+def replay_for(statement: Executable, structure: Any, dialect: Dialect) -> Replay:
+    """How to load stored rows of ``statement`` for ``dialect``.
 
     ``structure`` is the statement's structural cache key; statements with
     equal keys compile alike, which is what SQLAlchemy's own compiled
     cache relies on. A process that only ever hits compiles once here.
     """
-    memo = _memo_for(dialect)
-    compiled = memo.get(structure)
-    if compiled is None:
+    replay = _memo_for(dialect).get(structure)
+    if replay is None:
         compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-        remember(dialect, structure, compiled)
-    return compiled
-
-
-def result_keys(compiled: Compiled) -> tuple[str, ...]:
-    """The names of the columns ``compiled`` returns, in order."""
-    return tuple(column.keyname for column in compiled._result_columns)  # type: ignore[attr-defined]
+        replay = remember(dialect, structure, compiled)
+    return replay
 
 
 def is_loadable(compiled: Compiled, width: int) -> bool:
@@ -118,21 +149,6 @@ class _StoredRowsMetaData(SimpleResultMetaData):
         return super()._index_for_key(key, raiseerr)
 
 
-def _rows_metadata(compiled: Compiled) -> SimpleResultMetaData:
-    metadata = _metadata.get(compiled)
-    if metadata is None:
-        columns = compiled._result_columns  # type: ignore[attr-defined]
-        # Keyed by name and by every object the compiler matched to the
-        # column, as a cursor result is: the loader looks columns up by
-        # the objects its compile state adapted.
-        metadata = _StoredRowsMetaData(
-            [column.keyname for column in columns],
-            extra=[column.objects for column in columns],
-        )
-        _metadata[compiled] = metadata
-    return metadata
-
-
 def _setup(state: ORMExecuteState, session: Session, raw: Result[Any], compiled: Compiled) -> Any:
     compile_state: Any = compiled.compile_state
     # Rows are loaded at once, so that loads the loader triggers (selectin,
@@ -141,21 +157,6 @@ def _setup(state: ORMExecuteState, session: Session, raw: Result[Any], compiled:
     return compile_state.orm_setup_cursor_result(
         session, state.statement, state.parameters, options, state.bind_arguments, raw
     )
-
-
-def load_rows(
-    state: ORMExecuteState, compiled: Compiled, rows: Sequence[tuple[Any, ...]]
-) -> Result[Any]:
-    """The ORM result ``state``'s statement gives when the cursor returns ``rows``."""
-    metadata = _rows_metadata(compiled)
-    plan = _fast_load.plan_for(compiled, metadata)
-    if plan is not None:
-        result = _fast_load.load(plan, state.session, state.statement, state.load_options, rows)
-        if result is not None:
-            return result
-    raw: Any = IteratorResult(metadata, iter(rows))
-    raw.context = _StoredRowsContext(compiled)
-    return _setup(state, state.session, raw, compiled)  # type: ignore[no-any-return]
 
 
 def load_cursor(

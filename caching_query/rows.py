@@ -83,20 +83,35 @@ def serve_nested(state: ORMExecuteState) -> Result[Any] | None:
     return _load(state, stored, loading.nested)
 
 
-def _compiled_for(state: ORMExecuteState) -> Any:
+def _replay_for(state: ORMExecuteState) -> _sa_loading.Replay:
     structure = _sa_internals.statement_cache_key(state.statement).key
     dialect = state.session.get_bind(**state.bind_arguments).dialect
-    return _sa_loading.compiled_for(state.statement, structure, dialect)
+    return _sa_loading.replay_for(state.statement, structure, dialect)
+
+
+def _build(
+    state: ORMExecuteState,
+    replay: _sa_loading.Replay,
+    rows: list[tuple[Any, ...]],
+    nested: dict[str, StoredRows],
+    capturing: bool,
+) -> Result[Any]:
+    # The short cut never triggers nested loads; SQLAlchemy's loader may,
+    # so it runs where the hook can see them.
+    result = replay.load_fast(state, rows)
+    if result is None:
+        with _loading(state.session, nested, capturing):
+            result = replay.load(state, rows)
+    return result  # type: ignore[no-any-return]
 
 
 def _load(
     state: ORMExecuteState, stored: StoredRows, nested: dict[str, StoredRows]
 ) -> Result[Any] | None:
-    compiled = _compiled_for(state)
-    if _sa_loading.result_keys(compiled) != stored.columns:
+    replay = _replay_for(state)
+    if replay.keys != stored.columns:
         return None  # stored by code that selects other columns
-    with _loading(state.session, nested, capturing=False):
-        return _sa_loading.load_rows(state, compiled, stored.rows)
+    return _build(state, replay, stored.rows, nested, capturing=False)
 
 
 def load(state: ORMExecuteState, entry: CacheEntry) -> Result[Any] | None:
@@ -117,11 +132,9 @@ def _capture(
     if not _sa_loading.is_loadable(compiled, len(cursor.keys())):
         return None, cursor
     structure = _sa_internals.statement_cache_key(state.statement).key
-    _sa_loading.remember(connection.dialect, structure, compiled)
-    stored = StoredRows(_sa_loading.result_keys(compiled), [tuple(row) for row in cursor])
-    with _loading(session, nested, capturing=True):
-        result = _sa_loading.load_rows(state, compiled, stored.rows)
-    return stored, result
+    replay = _sa_loading.remember(connection.dialect, structure, compiled)
+    stored = StoredRows(replay.keys, [tuple(row) for row in cursor])
+    return stored, _build(state, replay, stored.rows, nested, capturing=True)
 
 
 def _load_cursor(state: ORMExecuteState, cursor: Result[Any]) -> Result[Any]:

@@ -16,7 +16,7 @@ from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import defer, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from caching_query import FromCache, RelationshipCache, _fast_load, install
+from caching_query import FromCache, RelationshipCache, _fast_load, _sa_loading, install
 from examples.model import Address, Person
 
 SHAPES = {
@@ -98,7 +98,7 @@ def fast_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def _without_short_cut(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_fast_load, "plan_for", lambda compiled, metadata: None)
+    monkeypatch.setattr(_sa_loading.Replay, "load_fast", lambda self, state, rows: None)
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))

@@ -86,11 +86,15 @@ def test_portable_frozen_keeps_keys_and_rows(session):
     assert [tuple(r) for r in portable().all()] == [(1, "person 01"), (2, "person 02")]
 
 
-def _compiled(statement, session):
+def _replay(statement, session):
     from caching_query import _sa_loading
 
     structure = _sa_internals.statement_cache_key(statement).key
-    return _sa_loading.compiled_for(statement, structure, session.get_bind().dialect)
+    return _sa_loading.replay_for(statement, structure, session.get_bind().dialect)
+
+
+def _compiled(statement, session):
+    return _replay(statement, session).compiled
 
 
 def test_compiled_for_gives_compile_state_and_result_columns(session):
@@ -99,15 +103,13 @@ def test_compiled_for_gives_compile_state_and_result_columns(session):
     compiled = _compiled(select(Person).where(Person.id < 3), session)
     assert hasattr(compiled.compile_state, "orm_setup_cursor_result")
     assert compiled.compile_state.compile_options._is_star is False
-    assert _sa_loading.result_keys(compiled) == ("id", "name")
+    assert _replay(select(Person).where(Person.id < 3), session).keys == ("id", "name")
     assert all(Person.__table__.c.id in col.objects for col in compiled._result_columns[:1])
     assert _sa_loading.is_loadable(compiled, 2) and not _sa_loading.is_loadable(compiled, 3)
 
 
 def test_orm_setup_cursor_result_accepts_stored_rows(session):
     from sqlalchemy import event
-
-    from caching_query import _fast_load, _sa_loading
 
     captured = {}
 
@@ -117,14 +119,9 @@ def test_orm_setup_cursor_result_accepts_stored_rows(session):
 
     session.execute(select(Person).where(Person.id < 3))
     state = captured["state"]
-    compiled = _compiled(state.statement, session)
-    original = _fast_load.plan_for
-    _fast_load.plan_for = lambda compiled, metadata: None  # SQLAlchemy's own loader
-    try:
-        session.expunge_all()
-        people = _sa_loading.load_rows(state, compiled, [(1, "a"), (2, "b")]).scalars().all()
-    finally:
-        _fast_load.plan_for = original
+    replay = _replay(state.statement, session)
+    session.expunge_all()
+    people = replay.load(state, [(1, "a"), (2, "b")]).scalars().all()  # SQLAlchemy's loader
     assert [(p.id, p.name) for p in people] == [(1, "a"), (2, "b")]
 
 
@@ -132,11 +129,10 @@ def test_fast_load_plan_names(session):
     from sqlalchemy.orm import joinedload
     from sqlalchemy.orm.context import _MapperEntity
 
-    from caching_query import _fast_load, _sa_loading
+    from caching_query import _fast_load
 
     compiled = _compiled(select(Person), session)
-    metadata = _sa_loading._rows_metadata(compiled)
-    plan = _fast_load.plan_for(compiled, metadata)
+    plan = _fast_load.plan_for(compiled, _replay(select(Person), session).metadata)
     assert plan is not None
     assert type(compiled.compile_state._entities[0]) is _MapperEntity
     entity = plan.entities[0]
@@ -145,4 +141,7 @@ def test_fast_load_plan_names(session):
     assert callable(session.identity_map._add_unpresent)
     assert isinstance(session.hash_key, int)
     joined = _compiled(select(Person).options(joinedload(Person.addresses)), session)
-    assert _fast_load.plan_for(joined, _sa_loading._rows_metadata(joined)) is None
+    joined_metadata = _replay(
+        select(Person).options(joinedload(Person.addresses)), session
+    ).metadata
+    assert _fast_load.plan_for(joined, joined_metadata) is None
