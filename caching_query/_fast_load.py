@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy.engine import Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.orm import ColumnProperty, RelationshipProperty, Session, SynonymProperty
-from sqlalchemy.orm.attributes import instance_dict, instance_state
+from sqlalchemy.orm.attributes import instance_dict
 from sqlalchemy.orm.context import _MapperEntity
 from sqlalchemy.orm.interfaces import UserDefinedOption
 from sqlalchemy.sql.compiler import Compiled
@@ -182,8 +182,12 @@ def _build(
 ) -> list[Any] | None:
     """One object per row (None for an all-NULL key), or None to give up."""
     identity_map = session.identity_map
+    present = identity_map._dict  # key -> state: membership without a lookup
     session_id = session.hash_key
-    new_instance = entity.manager.new_instance
+    manager = entity.manager
+    cls = manager.class_
+    make_state = manager._state_constructor
+    attach_state = manager._state_setter
     identity_class = entity.identity_class
     pk_indexes = entity.pk_indexes
     columns = entity.columns
@@ -201,25 +205,31 @@ def _build(
             if None in pk:
                 return None  # partial keys: SQLAlchemy's rules decide
         key = (identity_class, pk, identity_token)
-        obj = identity_map.get(key)
-        if obj is not None:
-            state_dict = instance_dict(obj)
-            for name, _ in columns:
-                if name not in state_dict:
-                    return None  # an expired or unloaded column to fill in
-            append(obj)
-            continue
-        obj = new_instance()
-        state = instance_state(obj)
+        if key in present:
+            obj = identity_map.get(key)
+            if obj is not None:
+                state_dict = instance_dict(obj)
+                for name, _ in columns:
+                    if name not in state_dict:
+                        return None  # an expired or unloaded column to fill in
+                append(obj)
+                continue
+        # ClassManager.new_instance(), inlined
+        obj = cls.__new__(cls)
+        state = make_state(obj, manager)
+        attach_state(obj, state)
         state_dict = instance_dict(obj)
         for name, index in columns:
             state_dict[name] = row[index]
         state.key = key
-        state.identity_token = identity_token
         state.session_id = session_id
-        state.load_options = load_options
         state.load_path = load_path
-        identity_map._add_unpresent(state, key)
+        if identity_token is not None:
+            state.identity_token = identity_token
+        if load_options:
+            state.load_options = load_options
+        present[key] = state  # IdentityMap._add_unpresent(), inlined
+        state._instance_dict = identity_map._wr
         append(obj)
     return built
 
