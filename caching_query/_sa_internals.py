@@ -29,6 +29,7 @@ __all__ = [
     "require_unique",
     "frozen_result_from_rows",
     "named_rows",
+    "has_pending_changes",
 ]
 
 
@@ -161,3 +162,12 @@ def named_rows(keys: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> list[Any
     """``rows`` as ``Row`` objects whose columns are named by ``keys``."""
     result: IteratorResult[Any] = IteratorResult(SimpleResultMetaData(list(keys)), iter(rows))
     return list(result.all())
+
+
+def has_pending_changes(session: Any) -> bool:
+    """``bool(session.new or session.deleted or session.dirty)``, cheaply.
+
+    Those properties each build a set of objects; every cache hit asks,
+    and only whether any exist matters.
+    """
+    return bool(session._new or session._deleted or session.identity_map._modified)

@@ -18,13 +18,15 @@ from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.elements import TextClause
 
+from . import _sa_internals
+
 _written_transactions: weakref.WeakSet[Any] = weakref.WeakSet()
 _writes_pending: weakref.WeakSet[Session] = weakref.WeakSet()
 
 
 def has_unpublished_changes(session: Session) -> bool:
     """True when ``session`` holds or has sent writes not yet committed."""
-    if session.new or session.deleted or session.dirty:
+    if _sa_internals.has_pending_changes(session):
         return True
     transaction = session.get_transaction()
     if transaction is None:

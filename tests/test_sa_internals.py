@@ -145,3 +145,21 @@ def test_fast_load_plan_names(session):
         select(Person).options(joinedload(Person.addresses)), session
     ).metadata
     assert _fast_load.plan_for(joined, joined_metadata) is None
+
+
+def test_has_pending_changes_matches_the_public_sets(session):
+    def public(s):
+        return bool(s.new or s.deleted or s.dirty)
+
+    assert _sa_internals.has_pending_changes(session) is public(session) is False
+    person = session.get(Person, 1)
+    person.name = "changed"
+    assert _sa_internals.has_pending_changes(session) is public(session) is True
+    session.rollback()
+    session.delete(session.get(Person, 2))
+    assert _sa_internals.has_pending_changes(session) is public(session) is True
+    session.rollback()
+    session.add(Person("new"))
+    assert _sa_internals.has_pending_changes(session) is public(session) is True
+    session.rollback()
+    assert _sa_internals.has_pending_changes(session) is public(session) is False
