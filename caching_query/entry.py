@@ -31,10 +31,17 @@ OBJECTS = "objects"
 
 
 class StoredRows(NamedTuple):
-    """Rows as a cursor returned them, and the names of their columns."""
+    """Rows as a cursor returned them, and the names of their columns.
+
+    ``mutable`` says that some value is of a type that can change in
+    place (a JSON dict, a pickled object): such rows are copied before
+    objects are built from them, so that changing an attribute of a
+    loaded object never changes what a memory region holds.
+    """
 
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
+    mutable: bool = False
 
 
 class CacheEntry:

@@ -16,6 +16,11 @@ ask for something else) simply runs its SQL.
 
 from __future__ import annotations
 
+import copy
+import datetime
+import decimal
+import enum
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -111,7 +116,37 @@ def _load(
     replay = _replay_for(state)
     if replay.keys != stored.columns:
         return None  # stored by code that selects other columns
-    return _build(state, replay, stored.rows, nested, capturing=False)
+    rows = copy.deepcopy(stored.rows) if stored.mutable else stored.rows
+    return _build(state, replay, rows, nested, capturing=False)
+
+
+# Values of these types cannot change in place, so objects built from
+# stored rows may share them with the entry.
+_IMMUTABLE = frozenset(
+    [
+        type(None),
+        bool,
+        int,
+        float,
+        str,
+        bytes,
+        decimal.Decimal,
+        datetime.date,
+        datetime.datetime,
+        datetime.time,
+        datetime.timedelta,
+        uuid.UUID,
+    ]
+)
+
+
+def _has_mutable_value(rows: list[tuple[Any, ...]]) -> bool:
+    immutable = _IMMUTABLE
+    return any(
+        type(value) not in immutable and not isinstance(value, enum.Enum)
+        for row in rows
+        for value in row
+    )
 
 
 def load(state: ORMExecuteState, entry: CacheEntry) -> Result[Any] | None:
@@ -133,8 +168,10 @@ def _capture(
         return None, cursor
     structure = _sa_internals.statement_cache_key(state.statement).key
     replay = _sa_loading.remember(connection.dialect, structure, compiled)
-    stored = StoredRows(replay.keys, [tuple(row) for row in cursor])
-    return stored, _build(state, replay, stored.rows, nested, capturing=True)
+    fetched = [tuple(row) for row in cursor]
+    stored = StoredRows(replay.keys, fetched, _has_mutable_value(fetched))
+    rows = copy.deepcopy(fetched) if stored.mutable else fetched
+    return stored, _build(state, replay, rows, nested, capturing=True)
 
 
 def _load_cursor(state: ORMExecuteState, cursor: Result[Any]) -> Result[Any]:
