@@ -67,8 +67,9 @@ class _Plan:
         )
         # what tells the legacy Query to dedupe and return scalars
         self.attributes = {
-            single: immutabledict({"filtered": True, "is_single_entity": single})
+            (single, filtered): immutabledict({"filtered": filtered, "is_single_entity": single})
             for single in (False, True)
+            for filtered in (False, True)
         }
         # positions of the options SQLAlchemy hands on to loaded objects
         self.propagating = tuple(
@@ -179,8 +180,12 @@ def _build(
     identity_token: Any,
     load_options: tuple[Any, ...],
     load_path: Any,
-) -> list[Any] | None:
-    """One object per row (None for an all-NULL key), or None to give up."""
+) -> tuple[list[Any], bool] | None:
+    """One object per row (None for an all-NULL key), or None to give up.
+
+    The flag says whether every object was created by this load: then no
+    two rows share an object, and nothing needs deduplicating.
+    """
     identity_map = session.identity_map
     present = identity_map._dict  # key -> state: membership without a lookup
     session_id = session.hash_key
@@ -194,11 +199,13 @@ def _build(
     single_pk = pk_indexes[0] if len(pk_indexes) == 1 else None
     built: list[Any] = []
     append = built.append
+    all_new = True
     for row in rows:
         if single_pk is not None:
             pk: tuple[Any, ...] = (row[single_pk],)
             if pk[0] is None:
                 append(None)
+                all_new = False  # several None rows are one, deduplicated
                 continue
         else:
             pk = tuple([row[i] for i in pk_indexes])
@@ -206,6 +213,7 @@ def _build(
                 return None  # partial keys: SQLAlchemy's rules decide
         key = (identity_class, pk, identity_token)
         if key in present:
+            all_new = False
             obj = identity_map.get(key)
             if obj is not None:
                 state_dict = instance_dict(obj)
@@ -231,7 +239,7 @@ def _build(
         present[key] = state  # IdentityMap._add_unpresent(), inlined
         state._instance_dict = identity_map._wr
         append(obj)
-    return built
+    return built, all_new
 
 
 def load(
@@ -248,16 +256,20 @@ def load(
     propagated = tuple(statement_options[i] for i in plan.propagating)
     current = plan.current_path
     columns = []
+    distinct = True
     for entity in plan.entities:
         load_path = current + entity.path if current.path else entity.path
         built = _build(entity, rows, session, load_options._identity_token, propagated, load_path)
         if built is None:
             return None
-        columns.append(built)
+        columns.append(built[0])
+        distinct = distinct and built[1]
     single = len(columns) == 1 and not load_options._only_return_tuples
     data: list[Any] = columns[0] if single else list(zip(*columns, strict=True))
     result: IteratorResult[Any] = IteratorResult(
         plan.metadata, iter(data), _source_supports_scalars=single
     )
-    result._attributes = plan.attributes[single]
+    # "filtered" makes the legacy Query deduplicate; rows of objects all
+    # created by this load are distinct already.
+    result._attributes = plan.attributes[single, not distinct]
     return result

@@ -211,3 +211,18 @@ def test_populate_existing_overwrites_from_the_entry(Session, sql, fast_loads):
             q.options(FromCache("default", "fast-legacy entity")).populate_existing().all()
         assert held.name == "person 03"
     assert not fast_loads
+
+
+def test_legacy_rows_repeating_an_object_are_deduplicated_as_uncached(Session, sql, fast_loads):
+    def load(s, *options):
+        q = s.query(Person).join(Person.addresses).filter(Person.id < 4).order_by(Person.id)
+        return [p.id for p in q.options(*options).all()]
+
+    with Session() as s:
+        uncached = load(s)
+    with Session() as s, sql.expect(1):
+        miss = load(s, FromCache("default", "joined"))
+    with Session() as s, sql.expect(0):
+        hit = load(s, FromCache("default", "joined"))
+    assert uncached == miss == hit == [1, 2, 3]
+    assert fast_loads
