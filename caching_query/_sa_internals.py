@@ -68,9 +68,9 @@ def query_execution_parts(query: Query[Any]) -> tuple[Executable, dict[str, Any]
     return query._statement_20(), dict(query._params)
 
 
-def statement_options(statement: Query[Any] | Executable) -> tuple[Any, ...]:
+def statement_options(statement: Query[Any] | Executable) -> Sequence[Any]:
     """The options a legacy Query or a select() carries."""
-    return tuple(statement._with_options)
+    return statement._with_options  # type: ignore[no-any-return]
 
 
 def load_option(load_options: Any, name: str) -> Any:

@@ -46,6 +46,7 @@ SessionTarget = Session | type[Session] | sessionmaker[Any] | scoped_session[Any
 
 _installed: weakref.WeakSet[Any] = weakref.WeakSet()
 _default_managers: weakref.WeakKeyDictionary[Any, CacheManager] = weakref.WeakKeyDictionary()
+_private_classes: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
 
 
 # -- installation -----------------------------------------------------------
@@ -90,10 +91,13 @@ def ensure_installed(session: Session, cache_manager: CacheManager | None = None
     pickled with the objects they loaded resolve regions through it.
     """
     cls = type(session)
-    target: Any = cls if _is_private_class(cls) else session
+    private = _private_classes.get(cls)
+    if private is None:
+        private = _private_classes[cls] = _is_private_class(cls)
+    target: Any = cls if private else session
     if cache_manager is not None and target not in _default_managers:
         _default_managers[target] = cache_manager
-    if cls not in _installed and session not in _installed:
+    if target not in _installed and cls not in _installed:
         install(target)
 
 
@@ -118,12 +122,21 @@ def _default_manager(session: Session) -> CacheManager | None:
 def _on_do_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
     if not state.is_select:
         writes.note_statement(state)
+        if single_from_cache(state.user_defined_options) is not None:
+            raise CacheOptionError(
+                "FromCache applies to SELECT statements only; this statement is "
+                f"not one ({type(state.statement).__name__}). A textual query "
+                "is known to be a SELECT once its columns are declared: "
+                "from_statement(text(...).columns(...))"
+            )
         return None
     if state.execution_options.get(BYPASS):
         return None
     nested = rows.serve_nested(state)
     if nested is not None:
         return nested
+    if not _sa_internals.statement_options(state.statement):
+        return None  # most queries: nothing to look for
     option = find_option(state)
     if option is None:
         return None

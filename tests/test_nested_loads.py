@@ -8,10 +8,11 @@ cannot be matched to columns, and entries whose columns no longer match.
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import immediateload, selectin_polymorphic, selectinload
 
-from caching_query import FromCache, store
+from caching_query import CacheOptionError, FromCache, store
 from caching_query.entry import StoredRows
 from tests import test_serialization as models
 
@@ -123,3 +124,13 @@ def _cache_and_key(session, statement):
 
     option = single_from_cache(statement._with_options)
     return core.cache_and_key(session, statement, option)
+
+
+def test_cache_option_on_a_statement_not_known_to_be_a_select_is_refused(S, db):  # noqa: N803
+    statement = (
+        select(Tag)
+        .from_statement(text("SELECT id, item_id, label FROM tag"))
+        .options(FromCache("default", "bare-text"))
+    )
+    with S() as s, db.sql.expect(0), pytest.raises(CacheOptionError, match="columns"):
+        s.scalars(statement).all()
