@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import beaker.cache
+from beaker.container import MemoryNamespaceManager
 from beaker.ext.memcached import MemcachedNamespaceManager
 from beaker.ext.redisnm import RedisNamespaceManager
 from beaker.ext.sqla import SqlaNamespaceManager
@@ -72,6 +73,11 @@ def read_records(namespace: Any, keys: Sequence[bytes]) -> list[Any]:
     in one request, and the file, dbm and SQL namespaces load the whole
     namespace in one open anyway.
     """
+    if type(namespace) is MemoryNamespaceManager:
+        # A plain dict per namespace: reads need no lock under the GIL,
+        # and every hit on a memory region comes through here.
+        dictionary = namespace.dictionary
+        return [dictionary.get(key) for key in keys]
     if isinstance(namespace, MemcachedNamespaceManager):
         formatted = [namespace._format_key(key) for key in keys]
         found = namespace.mc.get_multi(formatted) or {}

@@ -163,3 +163,13 @@ def test_has_pending_changes_matches_the_public_sets(session):
     assert _sa_internals.has_pending_changes(session) is public(session) is True
     session.rollback()
     assert _sa_internals.has_pending_changes(session) is public(session) is False
+
+
+def test_memory_namespace_reads_match_beakers_own():
+    cache = beaker.cache.Cache("canary-memory", type="memory")
+    cache.put("present", "value")
+    namespace = cache.namespace
+    assert isinstance(namespace.dictionary, dict)
+    present, absent = _beaker_internals.read_records(namespace, [b"present", b"absent"])
+    assert present == namespace[b"present"] and present[2] == "value"
+    assert absent is None
