@@ -21,7 +21,6 @@ canaries in ``tests/test_sa_internals.py``.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,7 +56,7 @@ class _EntityPlan:
 
 
 class _Plan:
-    __slots__ = ("entities", "metadata", "attributes", "propagating", "current_path", "__weakref__")
+    __slots__ = ("entities", "metadata", "attributes", "propagating", "current_path")
 
     def __init__(self, entities: list[_EntityPlan], compile_state: Any) -> None:
         self.entities = entities
@@ -87,9 +86,6 @@ def _row_metadata(labels: list[str], extras: list[Any]) -> SimpleResultMetaData:
         return SimpleResultMetaData(labels, extras, _create_unique_filters=lambda result: filters)
     except TypeError:  # SQLAlchemy 2.0
         return SimpleResultMetaData(labels, extras, _unique_filters=filters)
-
-
-_plans: weakref.WeakKeyDictionary[Compiled, _Plan | None] = weakref.WeakKeyDictionary()
 
 
 def _entity_plan(entity: Any, compile_state: Any, metadata: SimpleResultMetaData) -> Any:
@@ -130,7 +126,8 @@ def _entity_plan(entity: Any, compile_state: Any, metadata: SimpleResultMetaData
     return _EntityPlan(entity, tuple(pk_indexes), tuple(columns))
 
 
-def _build_plan(compiled: Compiled, metadata: SimpleResultMetaData) -> _Plan | None:
+def plan_for(compiled: Compiled, metadata: SimpleResultMetaData) -> _Plan | None:
+    """The short cut for ``compiled``'s rows, or None where it does not apply."""
     compile_state: Any = compiled.compile_state
     options = compile_state.compile_options
     if (
@@ -149,15 +146,6 @@ def _build_plan(compiled: Compiled, metadata: SimpleResultMetaData) -> _Plan | N
     if not entities or None in entities:
         return None
     return _Plan(entities, compile_state)
-
-
-def plan_for(compiled: Compiled, metadata: SimpleResultMetaData) -> _Plan | None:
-    """The short cut for ``compiled``'s rows, or None where it does not apply."""
-    try:
-        return _plans[compiled]
-    except KeyError:
-        plan = _plans[compiled] = _build_plan(compiled, metadata)
-        return plan
 
 
 def _applies(plan: _Plan, session: Session, load_options: Any) -> bool:

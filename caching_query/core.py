@@ -23,6 +23,7 @@ nor be handed committed rows that its own writes have made stale.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -281,9 +282,9 @@ def _execute_shared(state: ORMExecuteState, cache: Cache, key: str, expire: int 
     if result is None:
         # Stored by code whose statement returns other columns (another
         # release of the models): unusable here, so it is replaced.
-        store.remove(cache, key)
         entry = create()
-        store.write(cache, key, entry, expire)
+        with contextlib.suppress(store.BackendFailure):
+            store.write(cache, key, entry, expire)
         return made[0]
     return result
 
