@@ -70,11 +70,12 @@ class _Plan:
             for single in (False, True)
             for filtered in (False, True)
         }
-        # positions of the options SQLAlchemy hands on to loaded objects
+        # which options SQLAlchemy hands on to loaded objects: decided on
+        # the compiled statement's options, paired by position with the
+        # executed statement's (user-defined options are not part of the
+        # structure, so the two lists may differ in length)
         self.propagating = tuple(
-            index
-            for index, option in enumerate(compile_state.select_statement._with_options)
-            if option.propagate_to_loaders
+            option.propagate_to_loaders for option in compile_state.select_statement._with_options
         )
         self.current_path = compile_state.current_path
 
@@ -240,8 +241,11 @@ def load(
     """The ORM result for ``rows``, or None to leave them to SQLAlchemy."""
     if not _applies(plan, session, load_options):
         return None
-    statement_options = statement._with_options
-    propagated = tuple(statement_options[i] for i in plan.propagating)
+    propagated = tuple(
+        option
+        for option, propagates in zip(statement._with_options, plan.propagating, strict=False)
+        if propagates
+    )
     current = plan.current_path
     columns = []
     distinct = True

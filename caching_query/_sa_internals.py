@@ -30,6 +30,7 @@ __all__ = [
     "frozen_result_from_rows",
     "named_rows",
     "has_pending_changes",
+    "later_hooks",
 ]
 
 
@@ -171,3 +172,8 @@ def has_pending_changes(session: Any) -> bool:
     and only whether any exist matters.
     """
     return bool(session._new or session._deleted or session.identity_map._modified)
+
+
+def later_hooks(state: Any) -> Sequence[Any]:
+    """The ``do_orm_execute`` hooks that run after the one handling ``state``."""
+    return state._remaining_events()  # type: ignore[no-any-return]

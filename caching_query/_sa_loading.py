@@ -19,7 +19,6 @@ canary in ``tests/test_sa_internals.py``:
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,7 +39,7 @@ __all__ = [
 ]
 
 _MEMO_SIZE = 1000
-_memo: weakref.WeakKeyDictionary[Dialect, dict[Any, Replay]] = weakref.WeakKeyDictionary()
+_MEMO_ATTRIBUTE = "_caching_query_replays"
 _lock = threading.Lock()
 
 
@@ -81,11 +80,14 @@ _UNPLANNED = object()
 
 
 def _memo_for(dialect: Dialect) -> dict[Any, Replay]:
-    memo = _memo.get(dialect)
+    # Kept on the dialect, so that it goes when the engine does: a
+    # WeakKeyDictionary keyed by the dialect would never let it go, as
+    # every compiled statement in it refers back to the dialect.
+    memo = dialect.__dict__.get(_MEMO_ATTRIBUTE)
     if memo is None:
         with _lock:
-            memo = _memo.setdefault(dialect, {})
-    return memo
+            memo = dialect.__dict__.setdefault(_MEMO_ATTRIBUTE, {})
+    return memo  # type: ignore[no-any-return]
 
 
 def remember(dialect: Dialect, structure: Any, compiled: Compiled) -> Replay:
@@ -113,18 +115,20 @@ def replay_for(statement: Executable, structure: Any, dialect: Dialect) -> Repla
     return replay
 
 
-def is_loadable(compiled: Compiled, width: int) -> bool:
-    """True when rows of ``width`` columns can be matched to ``compiled``.
+def is_loadable(compiled: Compiled, cursor_keys: tuple[str, ...]) -> bool:
+    """True when rows a cursor returned under ``cursor_keys`` can be replayed.
 
-    A textual statement without declared columns matches result columns by
-    the cursor's own description, which stored rows do not carry.
+    Stored rows are matched to the statement's columns by position, as the
+    compiler lists them. A textual statement may instead be matched by
+    name (columns declared by keyword, or not declared at all): then the
+    cursor's columns differ from the compiler's list, in order or number.
     """
     compile_state = getattr(compiled, "compile_state", None)
     return (
         compile_state is not None
         and hasattr(compile_state, "orm_setup_cursor_result")
         and not compile_state.compile_options._is_star
-        and len(compiled._result_columns) == width  # type: ignore[attr-defined]
+        and tuple(c.keyname for c in compiled._result_columns) == cursor_keys  # type: ignore[attr-defined]
     )
 
 

@@ -24,6 +24,7 @@ nor be handed committed rows that its own writes have made stale.
 from __future__ import annotations
 
 import contextlib
+import logging
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -43,6 +44,8 @@ from .options import CacheOption, FromCache, RelationshipCache, single_from_cach
 # or a second copy installed on a subclass) caches it again.
 BYPASS = "_caching_query_bypass"
 
+log = logging.getLogger("caching_query")
+
 SessionTarget = Session | type[Session] | sessionmaker[Any] | scoped_session[Any]
 
 _installed: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -61,7 +64,8 @@ def install(target: SessionTarget, cache_manager: CacheManager | None = None) ->
     ``select()`` / ``Session.get()`` users call it once. Regions are looked
     up in ``cache_manager``, else in the manager of a ``query_callable``
     query class given to the sessionmaker, else in Beaker's global
-    regions. Calling it again is harmless.
+    regions. Calling it again moves the hook behind ``do_orm_execute``
+    hooks registered since.
     """
     if isinstance(target, scoped_session):
         target = target.session_factory
@@ -79,7 +83,9 @@ def install(target: SessionTarget, cache_manager: CacheManager | None = None) ->
     if cache_manager is not None:
         _default_managers[target] = cache_manager
     if target in _installed:
-        return
+        # Again: move the hook behind do_orm_execute hooks registered since,
+        # so that they shape what gets cached (see _later_hooks_run).
+        event.remove(target, "do_orm_execute", _on_do_orm_execute)
     event.listen(target, "do_orm_execute", _on_do_orm_execute)
     _installed.add(target)
 
@@ -187,12 +193,40 @@ def execute_cached(state: ORMExecuteState, option: CacheOption) -> Result[Any] |
         health.failed_region(option.region, error)
         return None
     local = regions.is_session_local(cache)
-    if not local and writes.has_unpublished_changes(session):
+    if not local and (writes.has_unpublished_changes(session) or _later_hooks_run(state)):
         return None
     key = key_for(option, state.statement, state.parameters, state.load_options)
     if local:
         return _execute_local(state, cache, key, option.expire)
     return _execute_shared(state, cache, key, option.expire)
+
+
+_warned_hooks: set[tuple[str, ...]] = set()
+
+
+def _later_hooks_run(state: ORMExecuteState) -> bool:
+    """True when other ``do_orm_execute`` hooks follow this one.
+
+    They may change the statement (a global ``with_loader_criteria``) or
+    run it themselves (horizontal sharding): a shared entry made without
+    them would hold other rows than the query returns, and serving one
+    would skip them. So such executions bypass shared regions, with one
+    warning per set of hooks. Session-local regions run them on a miss.
+    """
+    later = _sa_internals.later_hooks(state)
+    if not later:
+        return False
+    names = tuple(getattr(hook, "__qualname__", repr(hook)) for hook in later)
+    if names not in _warned_hooks:
+        _warned_hooks.add(names)
+        log.warning(
+            "caching_query: do_orm_execute hooks run after the cache hook on %s (%s); "
+            "shared cache regions are bypassed for its queries. Call "
+            "caching_query.install() after registering them to cache their results.",
+            type(state.session).__name__,
+            ", ".join(names),
+        )
+    return True
 
 
 # -- keys -------------------------------------------------------------------

@@ -70,7 +70,13 @@ def serve_nested(state: ORMExecuteState) -> Result[Any] | None:
     does not hold this load (it then runs as usual).
     """
     loading = _current.get()
-    if loading is None or loading.session is not state.session:
+    if (
+        loading is None
+        or loading.session is not state.session
+        # only loads on behalf of the loader; a query an event handler runs
+        # meanwhile was not asked to be cached
+        or not state.is_relationship_load
+    ):
         return None
     try:
         key = nested_key(state)
@@ -164,7 +170,7 @@ def _capture(
         state.statement, state.parameters or {}, execution_options=state.execution_options
     )
     compiled = cursor.context.compiled  # type: ignore[attr-defined]
-    if not _sa_loading.is_loadable(compiled, len(cursor.keys())):
+    if not _sa_loading.is_loadable(compiled, tuple(cursor.keys())):
         return None, cursor
     structure = _sa_internals.statement_cache_key(state.statement).key
     replay = _sa_loading.remember(connection.dialect, structure, compiled)

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import defer, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.interfaces import UserDefinedOption
 
 from caching_query import FromCache, RelationshipCache, _fast_load, _sa_loading, install
 from examples.model import Address, Person
@@ -226,3 +227,39 @@ def test_legacy_rows_repeating_an_object_are_deduplicated_as_uncached(Session, s
         hit = load(s, FromCache("default", "joined"))
     assert uncached == miss == hit == [1, 2, 3]
     assert fast_loads
+
+
+class _Marker(UserDefinedOption):
+    """An option of the application's own, handed on to lazy loads."""
+
+    propagate_to_loaders = True
+
+
+def test_statement_with_other_user_options_than_the_cached_one(
+    Session, sql, fast_loads, monkeypatch
+):
+    # User-defined options are not part of the statement's structure: the
+    # same entry and compiled form serve statements with other option
+    # lists, and SQLAlchemy pairs the two lists by position to decide what
+    # loaded objects carry. The short cut must do exactly the same.
+    def load(s, *options):
+        statement = select(Person).where(Person.id < 4).order_by(Person.id)
+        return list(s.scalars(statement.options(FromCache("default", "marked"), *options)))
+
+    marker = _Marker("y")
+    with Session() as s:
+        load(s, _Marker("x"))
+
+    def carried() -> list[tuple[Any, ...]]:
+        found = []
+        for options in [(), (marker,), (marker, _Marker("z"))]:
+            with Session() as s, sql.expect(0):
+                people = load(s, *options)
+                assert [p.id for p in people] == [1, 2, 3]
+                found.append(inspect(people[0]).load_options)
+        return found
+
+    fast = carried()
+    assert fast_loads
+    _without_short_cut(monkeypatch)
+    assert carried() == fast

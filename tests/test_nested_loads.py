@@ -9,7 +9,7 @@ cannot be matched to columns, and entries whose columns no longer match.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Integer, Unicode, select, text
 from sqlalchemy.orm import immediateload, selectin_polymorphic, selectinload
 
 from caching_query import CacheOptionError, FromCache, store
@@ -134,3 +134,24 @@ def test_cache_option_on_a_statement_not_known_to_be_a_select_is_refused(S, db):
     )
     with S() as s, db.sql.expect(0), pytest.raises(CacheOptionError, match="columns"):
         s.scalars(statement).all()
+
+
+def test_textual_columns_declared_by_keyword_are_matched_by_name(S, db):  # noqa: N803
+    # The cursor returns (label, id, item_id); declared by keyword, the
+    # columns are matched by name, not by position.
+    returned = text("SELECT label, id, item_id FROM tag ORDER BY id")
+    declared = returned.columns(id=Integer, item_id=Integer, label=Unicode)
+
+    def tags(s, *options):
+        statement = select(Tag).from_statement(declared).options(*options)
+        return [(t.id, t.item_id, t.label) for t in s.scalars(statement)]
+
+    with S() as s:
+        expected = tags(s)
+    with S() as s, db.sql.expect(1):
+        assert tags(s, FromCache("default", "text-keyword")) == expected
+    with S() as s, db.sql.expect(0):
+        assert tags(s, FromCache("default", "text-keyword")) == expected
+    assert [label for _, _, label in expected] == [
+        label for labels in TAGS.values() for label in labels
+    ]

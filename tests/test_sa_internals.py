@@ -105,7 +105,9 @@ def test_compiled_for_gives_compile_state_and_result_columns(session):
     assert compiled.compile_state.compile_options._is_star is False
     assert _replay(select(Person).where(Person.id < 3), session).keys == ("id", "name")
     assert all(Person.__table__.c.id in col.objects for col in compiled._result_columns[:1])
-    assert _sa_loading.is_loadable(compiled, 2) and not _sa_loading.is_loadable(compiled, 3)
+    assert _sa_loading.is_loadable(compiled, ("id", "name"))
+    assert not _sa_loading.is_loadable(compiled, ("name", "id"))
+    assert not _sa_loading.is_loadable(compiled, ("id", "name", "extra"))
 
 
 def test_orm_setup_cursor_result_accepts_stored_rows(session):
