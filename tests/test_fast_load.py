@@ -21,36 +21,30 @@ from caching_query import FromCache, RelationshipCache, _fast_load, _sa_loading,
 from examples.model import Address, Person
 
 SHAPES = {
-    "legacy entity": lambda s: s.query(Person).filter(Person.id < 8).order_by(Person.id),
-    "2.0 entity": lambda s: s.scalars(select(Person).where(Person.id < 8).order_by(Person.id)),
-    "two entities": lambda s: s.execute(
-        select(Person, Address).join(Person.addresses).where(Person.id < 5).order_by(Address.id)
+    "legacy entity": lambda s, option: (
+        s.query(Person).filter(Person.id < 8).order_by(Person.id).options(option).all()
     ),
-    "tuples": lambda s: s.query(Person).filter(Person.id < 4).tuples(),
-}
-
-
-def _execute(session: Any, shape: str) -> list[Any]:
-    option = FromCache("default", f"fast-{shape}")
-    if shape == "2.0 entity":
-        return list(
-            session.scalars(select(Person).where(Person.id < 8).order_by(Person.id).options(option))
-        )
-    if shape == "two entities":
-        statement = (
+    "2.0 entity": lambda s, option: list(
+        s.scalars(select(Person).where(Person.id < 8).order_by(Person.id).options(option))
+    ),
+    "two entities": lambda s, option: [
+        tuple(row)
+        for row in s.execute(
             select(Person, Address)
             .join(Person.addresses)
             .where(Person.id < 5)
             .order_by(Address.id)
             .options(option)
         )
-        return [tuple(row) for row in session.execute(statement)]
-    if shape == "legacy entity":
-        return session.query(Person).filter(Person.id < 8).order_by(Person.id).options(option).all()
-    return [
-        tuple(row)
-        for row in session.query(Person).filter(Person.id < 4).options(option).tuples().all()
-    ]
+    ],
+    "tuples": lambda s, option: [
+        tuple(row) for row in s.query(Person).filter(Person.id < 4).options(option).tuples().all()
+    ],
+}
+
+
+def _execute(session: Any, shape: str) -> list[Any]:
+    return SHAPES[shape](session, FromCache("default", f"fast-{shape}"))
 
 
 def _objects(rows: list[Any]) -> list[Any]:
