@@ -241,8 +241,7 @@ def key_for(
     """The key ``option`` stores ``statement``'s result under."""
     if option.cache_key is not None:
         return keys.safe_name(option.cache_key, "cache_key")
-    tuples = bool(load_options and _sa_internals.load_option(load_options, "only_return_tuples"))
-    return keys.derive_key(statement, parameters, tuples)
+    return keys.derive_execution_key(statement, parameters, load_options)
 
 
 def cache_and_key(

@@ -269,3 +269,12 @@ def derive_key(
         digest_size=20,
     )
     return _DERIVED_PREFIX + digest.hexdigest()
+
+
+def derive_execution_key(
+    statement: ClauseElement, parameters: Mapping[str, Any] | None, load_options: Any = None
+) -> str:
+    """The derived key of an ORM execution: its statement, its parameters,
+    and whether the legacy ``Query.tuples()`` shaped its rows."""
+    tuples = bool(load_options and _sa_internals.load_option(load_options, "only_return_tuples"))
+    return derive_key(statement, parameters, tuples)

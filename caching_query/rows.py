@@ -57,12 +57,6 @@ def _loading(session: Session, nested: dict[str, StoredRows], capturing: bool) -
         _current.reset(token)
 
 
-def nested_key(state: ORMExecuteState) -> str:
-    """The key a load triggered inside another one is kept under."""
-    tuples = _sa_internals.load_option(state.load_options, "only_return_tuples")
-    return keys.derive_key(state.statement, state.parameters, bool(tuples))
-
-
 def serve_nested(state: ORMExecuteState) -> Result[Any] | None:
     """Serve a load the loader triggered while building a cached result.
 
@@ -79,7 +73,7 @@ def serve_nested(state: ORMExecuteState) -> Result[Any] | None:
     ):
         return None
     try:
-        key = nested_key(state)
+        key = keys.derive_execution_key(state.statement, state.parameters, state.load_options)
     except UncacheableQueryError:
         return None
     if loading.capturing:
