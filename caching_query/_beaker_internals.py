@@ -15,7 +15,14 @@ from beaker.ext.memcached import MemcachedNamespaceManager
 from beaker.ext.redisnm import RedisNamespaceManager
 from beaker.ext.sqla import SqlaNamespaceManager
 
-__all__ = ["refresh", "register_backend", "read_records", "set_record", "WriteRefused"]
+__all__ = [
+    "refresh",
+    "register_backend",
+    "memory_records",
+    "read_records",
+    "set_record",
+    "WriteRefused",
+]
 
 
 def register_backend(name: str, namespace_class: type) -> None:
@@ -66,6 +73,17 @@ def refresh(namespace: Any) -> None:
         namespace.loaded = False
 
 
+def memory_records(namespace: Any) -> dict[bytes, Any] | None:
+    """A memory namespace's own dict of records; None for other backends.
+
+    Reads from it need no lock under the GIL, and every hit on a memory
+    region reads it.
+    """
+    if type(namespace) is MemoryNamespaceManager:
+        return namespace.dictionary  # type: ignore[no-any-return]
+    return None
+
+
 def read_records(namespace: Any, keys: Sequence[bytes]) -> list[Any]:
     """The values under ``keys`` (None where absent), in one backend round trip.
 
@@ -73,10 +91,8 @@ def read_records(namespace: Any, keys: Sequence[bytes]) -> list[Any]:
     in one request, and the file, dbm and SQL namespaces load the whole
     namespace in one open anyway.
     """
-    if type(namespace) is MemoryNamespaceManager:
-        # A plain dict per namespace: reads need no lock under the GIL,
-        # and every hit on a memory region comes through here.
-        dictionary = namespace.dictionary
+    dictionary = memory_records(namespace)
+    if dictionary is not None:
         return [dictionary.get(key) for key in keys]
     if isinstance(namespace, MemcachedNamespaceManager):
         formatted = [namespace._format_key(key) for key in keys]

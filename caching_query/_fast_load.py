@@ -21,6 +21,7 @@ canaries in ``tests/test_sa_internals.py``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +29,11 @@ from sqlalchemy.engine import Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.orm import ColumnProperty, RelationshipProperty, Session, SynonymProperty
 from sqlalchemy.orm.attributes import instance_dict
+from sqlalchemy.orm.base import DEFAULT_STATE_ATTR as _STATE_ATTRIBUTE
 from sqlalchemy.orm.context import _MapperEntity
+from sqlalchemy.orm.instrumentation import ClassManager
 from sqlalchemy.orm.interfaces import UserDefinedOption
+from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.util import immutabledict
 
@@ -44,19 +48,38 @@ _CLASS_LEVEL_LAZY = frozenset(
 class _EntityPlan:
     """How one mapped entity of a result is built from a row."""
 
-    __slots__ = ("mapper", "manager", "identity_class", "pk_indexes", "columns", "path")
+    __slots__ = (
+        "mapper",
+        "manager",
+        "cls",
+        "stock_state",
+        "identity_class",
+        "pk_indexes",
+        "columns",
+        "load_path",
+    )
 
-    def __init__(self, entity: Any, pk_indexes: tuple[int, ...], columns: tuple[Any, ...]) -> None:
+    def __init__(
+        self, entity: Any, pk_indexes: tuple[int, ...], columns: tuple[Any, ...], current: Any
+    ) -> None:
         self.mapper = entity.mapper
         self.manager = entity.mapper.class_manager
+        self.cls = self.manager.class_
+        # SQLAlchemy's own state class on a class without a __setattr__ of
+        # its own: then a state can be made without a call per object.
+        self.stock_state = (
+            type(self.manager) is ClassManager
+            and self.manager._state_constructor is InstanceState
+            and self.cls.__setattr__ is object.__setattr__
+        )
         self.identity_class = entity.mapper._identity_class
         self.pk_indexes = pk_indexes
         self.columns = columns  # (attribute key, row index) pairs
-        self.path = entity.path
+        self.load_path = current + entity.path if current.path else entity.path
 
 
 class _Plan:
-    __slots__ = ("entities", "metadata", "attributes", "propagating", "current_path")
+    __slots__ = ("entities", "metadata", "attributes", "propagating", "propagates")
 
     def __init__(self, entities: list[_EntityPlan], compile_state: Any) -> None:
         self.entities = entities
@@ -77,7 +100,7 @@ class _Plan:
         self.propagating = tuple(
             option.propagate_to_loaders for option in compile_state.select_statement._with_options
         )
-        self.current_path = compile_state.current_path
+        self.propagates = any(self.propagating)
 
 
 def _row_metadata(labels: list[str], extras: list[Any]) -> SimpleResultMetaData:
@@ -124,7 +147,7 @@ def _entity_plan(entity: Any, compile_state: Any, metadata: SimpleResultMetaData
         if index is None:
             return None
         pk_indexes.append(index)
-    return _EntityPlan(entity, tuple(pk_indexes), tuple(columns))
+    return _EntityPlan(entity, tuple(pk_indexes), tuple(columns), compile_state.current_path)
 
 
 def plan_for(compiled: Compiled, metadata: SimpleResultMetaData) -> _Plan | None:
@@ -159,7 +182,11 @@ def _applies(plan: _Plan, session: Session, load_options: Any) -> bool:
         or session.dispatch.loaded_as_persistent
     ):
         return False
-    return not any(e.manager.dispatch.load or e.manager.dispatch.refresh for e in plan.entities)
+    for entity in plan.entities:
+        dispatch = entity.manager.dispatch
+        if dispatch.load or dispatch.refresh:
+            return False
+    return True
 
 
 def _build(
@@ -168,7 +195,6 @@ def _build(
     session: Session,
     identity_token: Any,
     load_options: tuple[Any, ...],
-    load_path: Any,
 ) -> tuple[list[Any], bool] | None:
     """One object per row (None for an all-NULL key), or None to give up.
 
@@ -177,14 +203,19 @@ def _build(
     """
     identity_map = session.identity_map
     present = identity_map._dict  # key -> state: membership without a lookup
+    weak_map = identity_map._wr
     session_id = session.hash_key
     manager = entity.manager
-    cls = manager.class_
+    cls = entity.cls
+    new_object = cls.__new__
+    stock_state = entity.stock_state
+    new_state = InstanceState.__new__
     make_state = manager._state_constructor
     attach_state = manager._state_setter
     identity_class = entity.identity_class
     pk_indexes = entity.pk_indexes
     columns = entity.columns
+    load_path = entity.load_path
     single_pk = pk_indexes[0] if len(pk_indexes) == 1 else None
     built: list[Any] = []
     append = built.append
@@ -212,10 +243,21 @@ def _build(
                 append(obj)
                 continue
         # ClassManager.new_instance(), inlined
-        obj = cls.__new__(cls)
-        state = make_state(obj, manager)
-        attach_state(obj, state)
-        state_dict = instance_dict(obj)
+        obj = new_object(cls)
+        state_dict = obj.__dict__
+        if stock_state:
+            # InstanceState.__init__(obj, manager), inlined: this loop is
+            # most of the cost of a large hit (canary in test_sa_internals)
+            state = new_state(InstanceState)
+            state.class_ = cls
+            state.manager = manager
+            state.obj = weakref.ref(obj, state._cleanup)
+            state.committed_state = {}
+            state.expired_attributes = set()
+            state_dict[_STATE_ATTRIBUTE] = state
+        else:
+            state = make_state(obj, manager)
+            attach_state(obj, state)
         for name, index in columns:
             state_dict[name] = row[index]
         state.key = key
@@ -226,7 +268,7 @@ def _build(
         if load_options:
             state.load_options = load_options
         present[key] = state  # IdentityMap._add_unpresent(), inlined
-        state._instance_dict = identity_map._wr
+        state._instance_dict = weak_map
         append(obj)
     return built, all_new
 
@@ -241,21 +283,30 @@ def load(
     """The ORM result for ``rows``, or None to leave them to SQLAlchemy."""
     if not _applies(plan, session, load_options):
         return None
-    propagated = tuple(
-        option
-        for option, propagates in zip(statement._with_options, plan.propagating, strict=False)
-        if propagates
+    propagated = (
+        tuple(
+            option
+            for option, propagates in zip(statement._with_options, plan.propagating, strict=False)
+            if propagates
+        )
+        if plan.propagates
+        else ()
     )
-    current = plan.current_path
-    columns = []
-    distinct = True
-    for entity in plan.entities:
-        load_path = current + entity.path if current.path else entity.path
-        built = _build(entity, rows, session, load_options._identity_token, propagated, load_path)
+    identity_token = load_options._identity_token
+    if len(plan.entities) == 1:
+        built = _build(plan.entities[0], rows, session, identity_token, propagated)
         if built is None:
             return None
-        columns.append(built[0])
-        distinct = distinct and built[1]
+        columns, distinct = [built[0]], built[1]
+    else:
+        columns = []
+        distinct = True
+        for entity in plan.entities:
+            built = _build(entity, rows, session, identity_token, propagated)
+            if built is None:
+                return None
+            columns.append(built[0])
+            distinct = distinct and built[1]
     single = len(columns) == 1 and not load_options._only_return_tuples
     data: list[Any] = columns[0] if single else list(zip(*columns, strict=True))
     result: IteratorResult[Any] = IteratorResult(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from beaker.cache import Cache, CacheManager
@@ -142,22 +142,31 @@ def _on_do_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
     nested = rows.serve_nested(state)
     if nested is not None:
         return nested
-    if not _sa_internals.statement_options(state.statement):
+    options = _sa_internals.statement_options(state.statement)
+    if not options:
         return None  # most queries: nothing to look for
-    option = find_option(state)
+    option = find_option(state, options)
     if option is None:
         return None
     return execute_cached(state, option)
 
 
-def find_option(state: ORMExecuteState) -> CacheOption | None:
-    """The cache option that applies to this execution, if any."""
+def find_option(state: ORMExecuteState, options: Sequence[Any] | None = None) -> CacheOption | None:
+    """The cache option that applies to this execution, if any.
+
+    ``options`` are the statement's options, when the caller has them.
+    """
+    if options is None:
+        options = _sa_internals.statement_options(state.statement)
+    relationship = any(isinstance(option, RelationshipCache) for option in options)
+    if not relationship and not any(isinstance(option, FromCache) for option in options):
+        return None  # loader options only: no need to ask what kind of load this is
     if state.is_relationship_load:
-        return _relationship_option(state)
-    return single_from_cache(state.user_defined_options)
+        return _relationship_option(state, options) if relationship else None
+    return single_from_cache(options)
 
 
-def _relationship_option(state: ORMExecuteState) -> CacheOption | None:
+def _relationship_option(state: ORMExecuteState, options: Sequence[Any]) -> CacheOption | None:
     path = state.loader_strategy_path
     if path is None or len(path) < 2:
         return None
@@ -165,7 +174,7 @@ def _relationship_option(state: ORMExecuteState) -> CacheOption | None:
     key = getattr(prop, "key", None)
     if key is None:
         return None
-    for option in state.user_defined_options:
+    for option in options:
         if isinstance(option, RelationshipCache):
             for link in option.links():
                 if link.matches(mapper, key):

@@ -151,6 +151,9 @@ def _creation_lock(cache: Cache, key: str) -> Any:
 def _read_pair(cache: Cache, key: str) -> tuple[Any, Any]:
     """The namespace's generation and ``key``'s record, in one round trip."""
     namespace = cache.namespace
+    records = _beaker_internals.memory_records(namespace)
+    if records is not None:
+        return records.get(_GENERATION), records.get(_backend_key(key))
     with _thread_guard(namespace):
         generation, stored = _beaker_internals.read_records(
             namespace, [_GENERATION, _backend_key(key)]

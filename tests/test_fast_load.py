@@ -67,7 +67,19 @@ def _snapshot(obj: Any, session: Any) -> tuple[Any, ...]:
         dict(state.callables),
         state.modified,
         state.persistent,
+        state.obj() is obj,
+        state.class_,
+        state.manager,
+        _other_fields(state),
     )
+
+
+def _other_fields(state: Any) -> dict[str, Any]:
+    # Whatever else either loader set on the state (a field set by only one
+    # of them shows as a difference), except the per-load counter.
+    names = set(vars(state)) | {"identity_token", "load_options", "insert_order", "_strong_obj"}
+    names -= {"runid", "_instance_dict", "key", "load_path", "session_id"}
+    return {name: getattr(state, name) for name in sorted(names)}
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ name, instead of caching_query failing somewhere subtle.
 from __future__ import annotations
 
 import beaker.cache
-from sqlalchemy import exc, select
+from sqlalchemy import exc, inspect, select
 from sqlalchemy.engine import FrozenResult
 
 from caching_query import _beaker_internals, _sa_internals
@@ -147,6 +147,27 @@ def test_fast_load_plan_names(session):
         select(Person).options(joinedload(Person.addresses)), session
     ).metadata
     assert _fast_load.plan_for(joined, joined_metadata) is None
+
+
+def test_instance_state_init_is_what_the_short_cut_inlines():
+    # _fast_load makes InstanceState objects without calling __init__: it
+    # sets the same five fields. A change to __init__ shows in its names.
+    from sqlalchemy.orm.base import DEFAULT_STATE_ATTR
+    from sqlalchemy.orm.instrumentation import ClassManager
+    from sqlalchemy.orm.state import InstanceState
+
+    manager = inspect(Person).class_manager
+    assert type(manager) is ClassManager and manager._state_constructor is InstanceState
+    assert manager.STATE_ATTR == DEFAULT_STATE_ATTR == "_sa_instance_state"
+    assert set(InstanceState.__init__.__code__.co_names) == {
+        "__class__", "_cleanup", "class_", "committed_state", "expired_attributes",
+        "manager", "obj", "ref", "set", "weakref",
+    }  # fmt: skip
+    obj = Person.__new__(Person)
+    state = InstanceState(obj, manager)
+    assert not vars(state)  # only slots are set
+    assert state.obj() is obj and state.class_ is Person and state.manager is manager
+    assert state.committed_state == {} and state.expired_attributes == set()
 
 
 def test_has_pending_changes_matches_the_public_sets(session):
