@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import create_engine
 
-from . import backends, cache_hits, concurrency, data, micro, report
+from . import backends, cache_hits, concurrency, data, floor, micro, report
 from .environment import make_bench
 from .servers import Servers
 from .timing import FULL, QUICK
@@ -67,7 +67,7 @@ def _regions(names: list[str], tmp: Path, running: Servers) -> tuple[dict[str, A
 
 
 def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]:
-    """All five measurements; the results as one JSON-ready dict."""
+    """All six measurements; the results as one JSON-ready dict."""
     started = time.perf_counter()
     names = args.backends or backends.default_names()
     if args.database == "postgresql":
@@ -85,6 +85,8 @@ def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]
         bench = make_bench(engine, regions, plan, args.quick)
         print("measuring uncached vs hit ...", file=sys.stderr)
         query_cache = cache_hits.run(bench, list(regions))
+        print("measuring the floor of a one-row hit ...", file=sys.stderr)
+        hit_floor = floor.run(bench, query_cache)
         print("measuring derive_key, overhead ...", file=sys.stderr)
         derive_key = micro.derive_keys(bench)
         overhead = micro.overhead(bench)
@@ -105,6 +107,7 @@ def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]
     return {
         "meta": report.meta(options),
         "query_cache": query_cache,
+        "hit_floor": hit_floor,
         "derive_key": derive_key,
         "caching_query_overhead": overhead,
         "concurrency": threads,

@@ -81,6 +81,15 @@ def render(results: dict[str, Any]) -> str:
               _table(["api", "rows", "backend", "uncached", "hit", "hit/uncached", "unc/hit",
                       "miss", "miss/uncached", "n unc/hit/miss", "SQL per hit"], rows)]
 
+    rows = [
+        [f["api"], str(f["rows"]), _us(f["uncached_median_us"]), _us(f["floor"]["median_us"]),
+         f"{f['ratio_floor_uncached']:.3f}", str(f["floor"]["count"])]
+        for f in results["hit_floor"]
+    ]
+    parts += ["", "1b. Floor of a hit: SQLAlchemy's own work alone (query built, structural key,",
+              "    Session.execute through a hook that returns a ready object)",
+              _table(["api", "rows", "uncached", "floor", "floor/uncached", "n"], rows)]
+
     rows = [[d["what"], _us(d["median_us"]), str(d["count"])] for d in results["derive_key"]]
     parts += ["", "2. caching_query.keys.derive_key(statement, None)",
               _table(["what", "median µs", "n"], rows)]

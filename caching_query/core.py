@@ -158,8 +158,13 @@ def find_option(state: ORMExecuteState, options: Sequence[Any] | None = None) ->
     """
     if options is None:
         options = _sa_internals.statement_options(state.statement)
-    relationship = any(isinstance(option, RelationshipCache) for option in options)
-    if not relationship and not any(isinstance(option, FromCache) for option in options):
+    from_cache = relationship = False
+    for option in options:
+        if isinstance(option, FromCache):
+            from_cache = True
+        elif isinstance(option, RelationshipCache):
+            relationship = True
+    if not (from_cache or relationship):
         return None  # loader options only: no need to ask what kind of load this is
     if state.is_relationship_load:
         return _relationship_option(state, options) if relationship else None
@@ -185,7 +190,8 @@ def _relationship_option(state: ORMExecuteState, options: Sequence[Any]) -> Cach
 def execute_cached(state: ORMExecuteState, option: CacheOption) -> Result[Any] | None:
     """Serve ``state`` from the cache ``option`` names; None to bypass."""
     session = state.session
-    if _sa_internals.load_option(state.load_options, "yield_per") or state.execution_options.get(
+    load_options = state.load_options
+    if _sa_internals.load_option(load_options, "yield_per") or state.execution_options.get(
         "yield_per"
     ):
         raise CacheOptionError(
@@ -193,7 +199,7 @@ def execute_cached(state: ORMExecuteState, option: CacheOption) -> Result[Any] |
             "stored whole; remove one of the two"
         )
     try:
-        cache = option.cache(_default_manager(session))
+        cache = option.cache(option.cache_manager or _default_manager(session))
     except Exception as error:
         # A backend that cannot even be opened (its server is down) must not
         # stop the query; configuration errors still raise.
@@ -204,7 +210,7 @@ def execute_cached(state: ORMExecuteState, option: CacheOption) -> Result[Any] |
     local = regions.is_session_local(cache)
     if not local and (writes.has_unpublished_changes(session) or _later_hooks_run(state)):
         return None
-    key = key_for(option, state.statement, state.parameters, state.load_options)
+    key = key_for(option, state.statement, state.parameters, load_options)
     if local:
         return _execute_local(state, cache, key, option.expire)
     return _execute_shared(state, cache, key, option.expire)

@@ -29,6 +29,7 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     assert set(results) == {
         "meta",
         "query_cache",
+        "hit_floor",
         "derive_key",
         "caching_query_overhead",
         "concurrency",
@@ -36,3 +37,4 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     }
     assert {"python", "sqlalchemy", "beaker", "cpu_count", "date"} <= set(results["meta"])
     assert {r["backend"] for r in results["query_cache"]} == {"memory"}
+    assert [f["api"] for f in results["hit_floor"]] == ["legacy", "2.0"]
