@@ -49,7 +49,6 @@ class _EntityPlan:
     """How one mapped entity of a result is built from a row."""
 
     __slots__ = (
-        "mapper",
         "manager",
         "cls",
         "stock_state",
@@ -62,7 +61,6 @@ class _EntityPlan:
     def __init__(
         self, entity: Any, pk_indexes: tuple[int, ...], columns: tuple[Any, ...], current: Any
     ) -> None:
-        self.mapper = entity.mapper
         self.manager = entity.mapper.class_manager
         self.cls = self.manager.class_
         # SQLAlchemy's own state class on a class without a __setattr__ of
@@ -293,20 +291,14 @@ def load(
         else ()
     )
     identity_token = load_options._identity_token
-    if len(plan.entities) == 1:
-        built = _build(plan.entities[0], rows, session, identity_token, propagated)
+    columns = []
+    distinct = True
+    for entity in plan.entities:
+        built = _build(entity, rows, session, identity_token, propagated)
         if built is None:
             return None
-        columns, distinct = [built[0]], built[1]
-    else:
-        columns = []
-        distinct = True
-        for entity in plan.entities:
-            built = _build(entity, rows, session, identity_token, propagated)
-            if built is None:
-                return None
-            columns.append(built[0])
-            distinct = distinct and built[1]
+        columns.append(built[0])
+        distinct = distinct and built[1]
     single = len(columns) == 1 and not load_options._only_return_tuples
     data: list[Any] = columns[0] if single else list(zip(*columns, strict=True))
     result: IteratorResult[Any] = IteratorResult(

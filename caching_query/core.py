@@ -151,13 +151,8 @@ def _on_do_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
     return execute_cached(state, option)
 
 
-def find_option(state: ORMExecuteState, options: Sequence[Any] | None = None) -> CacheOption | None:
-    """The cache option that applies to this execution, if any.
-
-    ``options`` are the statement's options, when the caller has them.
-    """
-    if options is None:
-        options = _sa_internals.statement_options(state.statement)
+def find_option(state: ORMExecuteState, options: Sequence[Any]) -> CacheOption | None:
+    """The cache option among ``options`` (the statement's) that applies to this execution."""
     from_cache = relationship = False
     for option in options:
         if isinstance(option, FromCache):
