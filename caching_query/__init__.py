@@ -5,10 +5,14 @@ Swap in the query class, mark the queries to cache::
     Session = sessionmaker(bind=engine, query_cls=CachingQuery)
     session.query(Person).options(FromCache("default", "by_name")).filter(...)
 
-2.0-style ``select()`` and ``Session.get()`` need ``install(Session)`` once.
+2.0-style ``select()`` and ``Session.get()`` need ``install(Session)`` once;
+``auto_invalidate(Session)`` also makes committed writes invalidate what
+they affect, and ``cache_all(Session)`` caches every query that way.
 """
 
 from .core import clear, install, invalidate
+from .invalidation import auto_invalidate, cache_all, invalidate_tables
+from .local_session import ScopedSessionNamespace
 from .entry import CacheEntry
 from .exc import (
     CacheOptionError,
@@ -16,7 +20,7 @@ from .exc import (
     UncacheableQueryError,
     UnknownRegionError,
 )
-from .options import FromCache, RelationshipCache
+from .options import FromCache, NoCache, RelationshipCache
 from .query import CachingQuery, query_callable
 
 __all__ = [
@@ -25,12 +29,17 @@ __all__ = [
     "CachingQuery",
     "CachingQueryError",
     "FromCache",
+    "NoCache",
     "RelationshipCache",
+    "ScopedSessionNamespace",
     "UncacheableQueryError",
     "UnknownRegionError",
+    "auto_invalidate",
+    "cache_all",
     "clear",
     "install",
     "invalidate",
+    "invalidate_tables",
     "query_callable",
 ]
 

@@ -20,6 +20,8 @@ __all__ = [
     "register_backend",
     "memory_records",
     "read_records",
+    "read_records_with",
+    "set_records",
     "set_record",
     "WriteRefused",
 ]
@@ -113,3 +115,63 @@ def read_records(namespace: Any, keys: Sequence[bytes]) -> list[Any]:
         return values
     finally:
         namespace.release_read_lock()
+
+
+def read_records_with(
+    namespace: Any, keys: Sequence[bytes], other: Any, other_keys: Sequence[bytes]
+) -> tuple[list[Any], list[Any]]:
+    """``read_records`` of two namespaces of one backend, in one round trip where it can.
+
+    memcached and Redis namespaces on one server share a client, and one
+    ``get_multi`` / ``MGET`` answers keys of both; memory namespaces are
+    dicts. File, dbm and SQL namespaces are separate files or rows: two reads.
+    """
+    if not other_keys:
+        return read_records(namespace, keys), []
+    if type(namespace) is MemoryNamespaceManager and type(other) is MemoryNamespaceManager:
+        first, second = namespace.dictionary, other.dictionary
+        return [first.get(key) for key in keys], [second.get(key) for key in other_keys]
+    if (
+        isinstance(namespace, MemcachedNamespaceManager)
+        and isinstance(other, MemcachedNamespaceManager)
+        and namespace.mc is other.mc
+    ):
+        formatted = [namespace._format_key(key) for key in keys]
+        other_formatted = [other._format_key(key) for key in other_keys]
+        found = namespace.mc.get_multi(formatted + other_formatted) or {}
+        return [found.get(key) for key in formatted], [found.get(key) for key in other_formatted]
+    if (
+        isinstance(namespace, RedisNamespaceManager)
+        and isinstance(other, RedisNamespaceManager)
+        and namespace.client is other.client
+    ):
+        raw = namespace.client.mget(
+            [namespace._format_key(key) for key in keys]
+            + [other._format_key(key) for key in other_keys]
+        )
+        values = [None if value is None else pickle.loads(value) for value in raw]
+        return values[: len(keys)], values[len(keys) :]
+    return read_records(namespace, keys), read_records(other, other_keys)
+
+
+def set_records(namespace: Any, values: dict[bytes, Any]) -> None:
+    """Store bare ``values`` (no expiry), in one round trip where the backend can."""
+    if isinstance(namespace, MemcachedNamespaceManager):
+        failed = namespace.mc.set_multi(
+            {namespace._format_key(key): value for key, value in values.items()}
+        )
+        if failed:  # the keys it could not store
+            raise WriteRefused("memcached did not store table versions: server down")
+        return
+    if isinstance(namespace, RedisNamespaceManager):
+        namespace.client.mset(
+            {namespace._format_key(key): pickle.dumps(value) for key, value in values.items()}
+        )
+        return
+    refresh(namespace)
+    namespace.acquire_write_lock()
+    try:
+        for key, value in values.items():
+            namespace[key] = value
+    finally:
+        namespace.release_write_lock()

@@ -7,7 +7,9 @@ the public API is reached only through this module, and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -31,6 +33,11 @@ __all__ = [
     "named_rows",
     "has_pending_changes",
     "later_hooks",
+    "compiled_statement",
+    "for_update",
+    "may_write",
+    "is_autocommit",
+    "publish_after_commit",
 ]
 
 
@@ -177,3 +184,77 @@ def has_pending_changes(session: Any) -> bool:
 def later_hooks(state: Any) -> Sequence[Any]:
     """The ``do_orm_execute`` hooks that run after the one handling ``state``."""
     return state._remaining_events()  # type: ignore[no-any-return]
+
+
+def compiled_statement(compiled: Any) -> Any:
+    """The Core statement ``compiled`` renders: for an ORM statement, the one
+    the ORM built, with its eager joins and inheritance tables."""
+    compile_state = getattr(compiled, "compile_state", None)
+    statement = getattr(compile_state, "statement", None)
+    return statement if statement is not None else compiled.statement
+
+
+def for_update(statement: Any) -> bool:
+    """True for a ``SELECT ... FOR UPDATE`` (``with_for_update()``)."""
+    return getattr(statement, "_for_update_arg", None) is not None
+
+
+def may_write(context: Any) -> bool:
+    """False for an execution context known to be a compiled SELECT."""
+    return bool(
+        context.isinsert
+        or context.isupdate
+        or context.isdelete
+        or context.isddl
+        or context.is_text
+        or context.compiled is None
+    )
+
+
+def is_autocommit(connection: Any) -> bool:
+    """True when ``connection``'s statements are committed as they run."""
+    return connection._is_autocommit_isolation()  # type: ignore[no-any-return]
+
+
+_wrap_lock = threading.Lock()
+_WRAPPED = "_caching_query_after_commit"
+_log = logging.getLogger("caching_query")
+
+
+def publish_after_commit(dialect: Any, callback: Callable[[dict[str, Any]], None]) -> None:
+    """Call ``callback(connection.info)`` after each commit ``dialect`` makes.
+
+    SQLAlchemy's ``commit`` event fires before the database commits; what
+    is announced then could be read back, stale, by another process before
+    the commit lands. ``Dialect.do_commit`` is where the commit happens, so
+    the dialect instance gets a wrapper that announces once it returned.
+    """
+    if _WRAPPED in dialect.__dict__:
+        return
+    with _wrap_lock:
+        if _WRAPPED in dialect.__dict__:
+            return
+        do_commit = dialect.do_commit
+        do_commit_twophase = dialect.do_commit_twophase
+
+        def _announce(connection: Any) -> None:
+            info = getattr(connection, "info", None)
+            if info:
+                try:
+                    callback(info)
+                except Exception:  # the commit happened; never undo that
+                    _log.warning("caching_query: announcing a commit failed", exc_info=True)
+
+        def commit(dbapi_connection: Any) -> None:
+            do_commit(dbapi_connection)
+            _announce(dbapi_connection)
+
+        def commit_twophase(
+            connection: Any, xid: Any, is_prepared: bool = True, recover: bool = False
+        ) -> None:
+            do_commit_twophase(connection, xid, is_prepared, recover)
+            _announce(connection)
+
+        dialect.do_commit = commit
+        dialect.do_commit_twophase = commit_twophase
+        dialect.__dict__[_WRAPPED] = True

@@ -23,7 +23,6 @@ nor be handed committed rows that its own writes have made stale.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import weakref
 from collections.abc import Mapping, Sequence
@@ -35,7 +34,10 @@ from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
 from sqlalchemy.sql import Executable
 
-from . import _sa_internals, health, keys, objects, regions, rows, store, writes
+from . import _sa_internals, every_query, health, keys, objects, regions, rows, store, writes
+from .invalidation import dependencies, publish, switch, versions
+from .invalidation.dependencies import ANY_TABLE
+from .invalidation.statements import EVERYTHING
 from .entry import ROWS, CacheEntry
 from .exc import CacheOptionError, CachingQueryError
 from .options import CacheOption, FromCache, RelationshipCache, single_from_cache
@@ -57,6 +59,12 @@ _private_classes: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDiction
 
 
 def install(target: SessionTarget, cache_manager: CacheManager | None = None) -> None:
+    _install(target, cache_manager)
+
+
+def _install(
+    target: SessionTarget, cache_manager: CacheManager | None = None
+) -> tuple[Any, CacheManager | None]:
     """Let sessions made by ``target`` serve cache options.
 
     ``target`` is a ``sessionmaker``, ``scoped_session``, ``Session``
@@ -88,6 +96,7 @@ def install(target: SessionTarget, cache_manager: CacheManager | None = None) ->
         event.remove(target, "do_orm_execute", _on_do_orm_execute)
     event.listen(target, "do_orm_execute", _on_do_orm_execute)
     _installed.add(target)
+    return target, cache_manager or _default_managers.get(target)
 
 
 def ensure_installed(session: Session, cache_manager: CacheManager | None = None) -> None:
@@ -143,12 +152,16 @@ def _on_do_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
     if nested is not None:
         return nested
     options = _sa_internals.statement_options(state.statement)
-    if not options:
-        return None  # most queries: nothing to look for
-    option = find_option(state, options)
+    option = find_option(state, options) if options else None
+    settings = switch.settings_for(state.session)
+    if settings is not None and settings.cache_all is not None:
+        # "cache every query": some statements are never cached, whatever they say
+        if not every_query.eligible(state, options):
+            return None
+        option = option or settings.cache_all
     if option is None:
         return None
-    return execute_cached(state, option)
+    return execute_cached(state, option, settings)
 
 
 def find_option(state: ORMExecuteState, options: Sequence[Any]) -> CacheOption | None:
@@ -182,7 +195,9 @@ def _relationship_option(state: ORMExecuteState, options: Sequence[Any]) -> Cach
     return None
 
 
-def execute_cached(state: ORMExecuteState, option: CacheOption) -> Result[Any] | None:
+def execute_cached(
+    state: ORMExecuteState, option: CacheOption, settings: switch.Settings | None = None
+) -> Result[Any] | None:
     """Serve ``state`` from the cache ``option`` names; None to bypass."""
     session = state.session
     load_options = state.load_options
@@ -193,8 +208,13 @@ def execute_cached(state: ORMExecuteState, option: CacheOption) -> Result[Any] |
             f"{option!r} cannot be combined with yield_per: a cached result is "
             "stored whole; remove one of the two"
         )
+    if not state.is_orm_statement:
+        # A Core select() of tables or plain expressions: SQLAlchemy builds
+        # no ORM result for it, which is what an entry is replayed into.
+        return None
+    manager = option.cache_manager or _default_manager(session)
     try:
-        cache = option.cache(option.cache_manager or _default_manager(session))
+        cache = option.cache(manager)
     except Exception as error:
         # A backend that cannot even be opened (its server is down) must not
         # stop the query; configuration errors still raise.
@@ -206,9 +226,29 @@ def execute_cached(state: ORMExecuteState, option: CacheOption) -> Result[Any] |
     if not local and (writes.has_unpublished_changes(session) or _later_hooks_run(state)):
         return None
     key = key_for(option, state.statement, state.parameters, load_options)
+    watch = None
+    if settings is not None and settings.covers(option):
+        if not local and not publish.is_current(cache):
+            return None  # this process failed to announce a write there
+        watch = _watch_for(state, option, manager, local)
     if local:
-        return _execute_local(state, cache, key, option.expire)
-    return _execute_shared(state, cache, key, option.expire)
+        return _execute_local(state, cache, key, option.expire, watch)
+    return _execute_shared(state, cache, key, option.expire, watch)
+
+
+def _watch_for(
+    state: ORMExecuteState, option: CacheOption, manager: CacheManager | None, local: bool
+) -> versions.Watch:
+    cache_key = _sa_internals.statement_cache_key(state.statement)
+    if cache_key is None:  # an explicit key on a statement SQLAlchemy cannot key
+        structure, tables = None, frozenset({EVERYTHING, ANY_TABLE})
+    else:
+        structure = cache_key.key
+        tables = dependencies.reads_for(state, structure).tables
+    versions_cache = (
+        None if local else regions.get_cache(option.region, versions.VERSIONS_NAMESPACE, manager)
+    )
+    return versions.Watch(versions_cache, structure, tables)
 
 
 _warned_hooks: set[tuple[str, ...]] = set()
@@ -302,12 +342,24 @@ def _run_local(state: ORMExecuteState) -> CacheEntry:
     return objects.entry_from(state.invoke_statement(execution_options={BYPASS: True}))
 
 
-def _execute_local(state: ORMExecuteState, cache: Cache, key: str, expire: int | None) -> Any:
-    entry = store.get_or_create(cache, key, lambda: _run_local(state), expire)
+def _execute_local(
+    state: ORMExecuteState,
+    cache: Cache,
+    key: str,
+    expire: int | None,
+    watch: versions.Watch | None = None,
+) -> Any:
+    entry = store.get_or_create(cache, key, lambda: _run_local(state), expire, watch)
     return objects.replay(state.session, entry, local=True)
 
 
-def _execute_shared(state: ORMExecuteState, cache: Cache, key: str, expire: int | None) -> Any:
+def _execute_shared(
+    state: ORMExecuteState,
+    cache: Cache,
+    key: str,
+    expire: int | None,
+    watch: versions.Watch | None = None,
+) -> Any:
     made: list[Result[Any]] = []
 
     def create() -> CacheEntry:
@@ -318,16 +370,14 @@ def _execute_shared(state: ORMExecuteState, cache: Cache, key: str, expire: int 
         made.append(result)
         return entry
 
-    entry = store.get_or_create(cache, key, create, expire)
+    entry = store.get_or_create(cache, key, create, expire, watch)
     if made:
         return made[0]
     result = replay(state, entry)
     if result is None:
         # Stored by code whose statement returns other columns (another
         # release of the models): unusable here, so it is replaced.
-        entry = create()
-        with contextlib.suppress(store.BackendFailure):
-            store.write(cache, key, entry, expire)
+        store.create_and_store(cache, key, create, expire, watch)
         return made[0]
     return result
 

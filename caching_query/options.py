@@ -106,7 +106,9 @@ class FromCache(CacheOption):
     ``FromCache("default", "by_name")`` names a Beaker region and a
     namespace in it. Without ``cache_key`` the key is derived from the
     statement and its bound values; ``expire`` (seconds) overrides the
-    region's expiry for entries this option writes.
+    region's expiry for entries this option writes. ``auto_invalidate=False``
+    keeps this query's entries out of automatic invalidation (they are then
+    invalidated by hand or expire) where the session has it on.
     """
 
     def __init__(
@@ -117,25 +119,46 @@ class FromCache(CacheOption):
         expire: int | None = None,
         *,
         cache_manager: CacheManager | None = None,
+        auto_invalidate: bool | None = None,
     ) -> None:
         super().__init__()
         self._set_target(region, namespace, cache_key, expire, cache_manager)
+        if not (auto_invalidate is None or isinstance(auto_invalidate, bool)):
+            raise TypeError(f"auto_invalidate must be None, True or False, not {auto_invalidate!r}")
+        self.auto_invalidate = auto_invalidate
 
     def __repr__(self) -> str:
+        extra = "" if self.auto_invalidate is None else f", auto_invalidate={self.auto_invalidate}"
         return (
             f"FromCache({self.region!r}, {self.namespace!r}, "
-            f"cache_key={self.cache_key!r}, expire={self.expire!r})"
+            f"cache_key={self.cache_key!r}, expire={self.expire!r}{extra})"
         )
+
+
+class NoCache(UserDefinedOption):
+    """Keep a query out of the cache where ``cache_all()`` would cache it.
+
+    ``select(User).options(NoCache())``, or the execution option
+    ``cache=False``.
+    """
+
+    def __repr__(self) -> str:
+        return "NoCache()"
 
 
 def same_target(a: CacheOption, b: CacheOption) -> bool:
     """True when two options would read and write the same entries."""
-    return (a.region, a.namespace, a.cache_key, a.expire) == (
+    return (a.region, a.namespace, a.cache_key, a.expire, _auto(a)) == (
         b.region,
         b.namespace,
         b.cache_key,
         b.expire,
+        _auto(b),
     )
+
+
+def _auto(option: CacheOption) -> bool | None:
+    return getattr(option, "auto_invalidate", None)
 
 
 def single_from_cache(options: Iterable[Any]) -> FromCache | None:

@@ -32,6 +32,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from . import _sa_internals, _sa_loading, keys
 from .entry import CacheEntry, StoredRows
 from .exc import UncacheableQueryError
+from .invalidation import versions
 
 
 class _Loading:
@@ -77,6 +78,7 @@ def serve_nested(state: ORMExecuteState) -> Result[Any] | None:
     except UncacheableQueryError:
         return None
     if loading.capturing:
+        versions.note_nested(state)  # its tables' versions, before it runs
         stored, result = _capture(state, loading.nested)
         if stored is None:
             return _load_cursor(state, result)

@@ -30,6 +30,8 @@ from beaker.synchronization import NameLock, null_synchronizer
 
 from . import _beaker_internals, health
 from .entry import CacheEntry, is_valid
+from .invalidation import versions
+from .invalidation.versions import Tokens, Watch
 
 log = logging.getLogger("caching_query")
 
@@ -148,17 +150,25 @@ def _creation_lock(cache: Cache, key: str) -> Any:
     return lock
 
 
-def _read_pair(cache: Cache, key: str) -> tuple[Any, Any]:
-    """The namespace's generation and ``key``'s record, in one round trip."""
+def _read(cache: Cache, key: str, watch: Watch | None) -> tuple[Any, Any, Tokens | None]:
+    """The namespace's generation, ``key``'s record and the versions ``watch``
+    asks for, in one round trip where the backend allows."""
     namespace = cache.namespace
-    records = _beaker_internals.memory_records(namespace)
-    if records is not None:
-        return records.get(_GENERATION), records.get(_backend_key(key))
+    if watch is None or watch.versions is None:
+        records = _beaker_internals.memory_records(namespace)
+        if records is not None:
+            generation, stored = records.get(_GENERATION), records.get(_backend_key(key))
+        else:
+            with _thread_guard(namespace):
+                generation, stored = _beaker_internals.read_records(
+                    namespace, [_GENERATION, _backend_key(key)]
+                )
+        return generation, stored, (watch.current() if watch is not None else None)
     with _thread_guard(namespace):
-        generation, stored = _beaker_internals.read_records(
-            namespace, [_GENERATION, _backend_key(key)]
+        (generation, stored), values = _beaker_internals.read_records_with(
+            namespace, [_GENERATION, _backend_key(key)], watch.namespace, watch.keys()
         )
-    return generation, stored
+    return generation, stored, watch.current(values)
 
 
 def _repair(cache: Cache, key: str) -> None:
@@ -180,10 +190,13 @@ def _backend_failed(cache: Cache, error: BaseException) -> BackendFailure:
     return BackendFailure(str(error))
 
 
-def _lookup(cache: Cache, key: str) -> tuple[Any, CacheEntry | None]:
-    """The namespace's generation, and ``key``'s entry if live and current."""
+def _lookup(
+    cache: Cache, key: str, watch: Watch | None = None
+) -> tuple[Any, CacheEntry | None, Tokens | None]:
+    """The namespace's generation, ``key``'s entry if live and current, and
+    the versions ``watch`` asked for."""
     try:
-        generation, stored = _read_pair(cache, key)
+        generation, stored, current = _read(cache, key, watch)
     except Exception as error:
         if health.is_backend_failure(error):
             raise _backend_failed(cache, error) from error
@@ -194,7 +207,7 @@ def _lookup(cache: Cache, key: str) -> tuple[Any, CacheEntry | None]:
             exc_info=True,
         )
         _repair(cache, key)
-        return None, None
+        return None, None, None
     if generation is not None or stored is not None:
         # memcached clients answer "absent" for a dead server too: only
         # data, or a write that went through, proves the backend is back
@@ -202,12 +215,20 @@ def _lookup(cache: Cache, key: str) -> tuple[Any, CacheEntry | None]:
     entry = _checked(cache, key, _unpack(cache, key, stored))
     if entry is not None and (generation is None or entry.meta.get("generation") != generation):
         entry = None  # written before the namespace was last cleared
-    return generation, entry
+    if entry is not None and watch is not None:
+        try:
+            if not watch.is_current(entry, current):  # type: ignore[arg-type]
+                entry = None  # a table it was read from has been written since
+        except Exception as error:
+            if health.is_backend_failure(error):
+                raise _backend_failed(cache, error) from error
+            raise
+    return generation, entry, current
 
 
-def read(cache: Cache, key: str) -> CacheEntry | None:
+def read(cache: Cache, key: str, watch: Watch | None = None) -> CacheEntry | None:
     """The live entry under ``key``, or None; one backend round trip."""
-    return _lookup(cache, key)[1]
+    return _lookup(cache, key, watch)[1]
 
 
 def _store_raw(cache: Cache, backend_key: bytes, value: Any, expire: int | None) -> None:
@@ -283,17 +304,20 @@ def get_or_create(
     key: str,
     create: Callable[[], CacheEntry],
     expire: int | None = None,
+    watch: Watch | None = None,
 ) -> CacheEntry:
     """The entry under ``key``, running ``create`` at most once per miss.
 
     Concurrent misses on one key wait on the creation lock and then read
     what the first one stored. When the backend fails, ``create()``'s
-    entry is returned without being stored.
+    entry is returned without being stored. With a ``watch``, an entry is
+    served only while its tables are unchanged, and a new one records
+    their versions as read before ``create()`` ran.
     """
     if not health.available(cache):
         return create()
     try:
-        _, entry = _lookup(cache, key)
+        _, entry, _ = _lookup(cache, key, watch)
         if entry is not None:
             return entry
         lock = _creation_lock(cache, key)
@@ -305,18 +329,44 @@ def get_or_create(
         return create()
     try:
         try:
-            generation, entry = _lookup(cache, key)
+            generation, entry, current = _lookup(cache, key, watch)
         except BackendFailure:
-            generation, entry = None, None
+            return create()
         if entry is None:
-            entry = create()
-            try:
-                write(cache, key, entry, expire, generation)
-            except BackendFailure:
-                pass
+            entry = create_and_store(cache, key, create, expire, watch, generation, current)
         return entry
     finally:
         try:
             lock.release()
         except Exception as error:
             health.failed(cache, error)
+
+
+def create_and_store(
+    cache: Cache,
+    key: str,
+    create: Callable[[], CacheEntry],
+    expire: int | None = None,
+    watch: Watch | None = None,
+    generation: Any = None,
+    current: Tokens | None = None,
+) -> CacheEntry:
+    """Run ``create()`` and store its entry, with the versions it was made under."""
+    if watch is None:
+        entry = create()
+        with contextlib.suppress(BackendFailure):
+            write(cache, key, entry, expire, generation)
+        return entry
+    try:
+        before = watch.before_query(current if current is not None else watch.current())
+    except Exception as error:
+        if health.is_backend_failure(error):
+            _backend_failed(cache, error)
+            return create()
+        raise
+    with versions.recording(watch, before) as tokens:
+        entry = create()
+    entry.meta[versions.TABLES] = tokens
+    with contextlib.suppress(BackendFailure):
+        write(cache, key, entry, expire, generation)
+    return entry

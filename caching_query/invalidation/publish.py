@@ -1,0 +1,158 @@
+"""Where a committed write is announced, and what happens when that fails.
+
+A commit replaces the versions of the tables it wrote in every backend
+that regions with automatic invalidation use (each backend once, however
+many regions share it), in one round trip per backend. The commit itself
+has already happened: a backend that fails here is reported to ``health``,
+never raised into the application.
+
+A backend whose versions could not be replaced holds entries that may now
+be stale, and this process knows it: until a retry has published the
+missed tables, this process neither reads nor writes entries on that
+backend. The retry runs in a background timer every
+``health.retry_seconds``, so other processes (which cannot know) are
+exposed only until the backend answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+import beaker.cache
+from beaker.cache import Cache, CacheManager
+
+from .. import health, regions
+from . import versions
+from .dependencies import ANY_TABLE
+
+log = logging.getLogger("caching_query")
+
+# manager (or None for Beaker's global regions) -> region names left out
+_targets: weakref.WeakKeyDictionary[CacheManager, frozenset[str]] = weakref.WeakKeyDictionary()
+_global_excluded: frozenset[str] | None = None
+_lock = threading.Lock()
+# backend -> (versions cache, tables not yet published there)
+_unpublished: dict[tuple[str, str], tuple[Cache, set[str]]] = {}
+_timer: threading.Timer | None = None
+
+
+def add_target(manager: CacheManager | None, excluded: Iterable[str] = ()) -> None:
+    """Publish writes to ``manager``'s regions (Beaker's global ones for None)."""
+    global _global_excluded
+    names = frozenset(excluded)
+    with _lock:
+        if manager is None:
+            _global_excluded = names if _global_excluded is None else _global_excluded & names
+        else:
+            previous = _targets.get(manager)
+            _targets[manager] = names if previous is None else previous & names
+
+
+def _configured() -> list[tuple[str, dict[str, Any], CacheManager | None]]:
+    found: list[tuple[str, dict[str, Any], CacheManager | None]] = []
+    with _lock:
+        targets = list(_targets.items())
+        global_excluded = _global_excluded
+    for manager, excluded in targets:
+        found.extend(
+            (name, config, manager)
+            for name, config in manager.regions.items()
+            if name not in excluded
+        )
+    if global_excluded is not None:
+        found.extend(
+            (name, config, None)
+            for name, config in beaker.cache.cache_regions.items()
+            if name not in global_excluded
+        )
+    return found
+
+
+def versions_caches() -> dict[tuple[str, str], Cache]:
+    """The versions namespace of every backend that auto-invalidated regions use."""
+    caches: dict[tuple[str, str], Cache] = {}
+    for name, config, manager in _configured():
+        try:
+            cache = regions.get_cache(name, versions.VERSIONS_NAMESPACE, manager)
+        except Exception as error:  # a backend that cannot be opened
+            health.failed_region(name, error)
+            continue
+        if regions.is_session_local(cache):
+            continue
+        caches.setdefault(health.backend_of(cache), cache)
+    return caches
+
+
+def publish(tables: Iterable[str]) -> list[tuple[str, str]]:
+    """Announce a committed write of ``tables`` to every backend; never raises.
+
+    Returns the backends that could not be told (they are retried).
+    """
+    changed = {*tables, ANY_TABLE}
+    return [
+        backend
+        for backend, cache in versions_caches().items()
+        if not _publish_to(backend, cache, changed)
+    ]
+
+
+def _publish_to(backend: tuple[str, str], cache: Cache, tables: set[str]) -> bool:
+    with _lock:
+        missed = _unpublished.pop(backend, None)
+    if missed is not None:
+        tables = tables | missed[1]
+    try:
+        versions.write(cache, versions.new_tokens(tables))
+    except Exception as error:
+        health.failed(cache, error)
+        with _lock:
+            previous = _unpublished.get(backend)
+            if previous is not None:
+                tables |= previous[1]
+            _unpublished[backend] = (cache, set(tables))
+        _schedule_retry()
+        return False
+    health.succeeded(cache)
+    return True
+
+
+def is_current(cache: Cache) -> bool:
+    """False while this process owes ``cache``'s backend a publication."""
+    return not _unpublished or health.backend_of(cache) not in _unpublished
+
+
+def _schedule_retry() -> None:
+    global _timer
+    with _lock:
+        if _timer is not None and _timer.is_alive():
+            return
+        _timer = threading.Timer(health.retry_seconds, retry)
+        _timer.daemon = True
+        _timer.start()
+
+
+def retry() -> None:
+    """Publish what earlier commits could not; schedules itself again while that fails."""
+    global _timer
+    with _lock:
+        pending = dict(_unpublished)
+        _unpublished.clear()
+        _timer = None
+    for backend, (cache, tables) in pending.items():
+        _publish_to(backend, cache, tables)
+
+
+def forget() -> None:
+    """Forget targets and owed publications (tests)."""
+    global _global_excluded, _timer
+    with _lock:
+        _targets.clear()
+        _global_excluded = None
+        _unpublished.clear()
+        if _timer is not None:
+            _timer.cancel()
+        _timer = None

@@ -1,0 +1,110 @@
+"""Which writes happened, and when they became visible to other connections.
+
+Every statement any ``Engine`` runs passes ``after_cursor_execute``; the
+ones that write (``statements``) are noted against the DBAPI connection
+they ran on, whether they came from an ORM flush, an ORM bulk statement,
+Core DML, ``text()`` or ``exec_driver_sql()``, and whether or not the
+session uses the cache. A write counts only once it is committed:
+
+* in a transaction, written tables wait on the connection; a SAVEPOINT
+  opens a level of its own, which its release merges into the enclosing
+  one and its rollback drops; a rollback drops them all;
+* the commit publishes them, from inside the dialect's ``do_commit``: after
+  the database committed and before ``commit()`` returns, so a query that
+  any process starts afterwards sees the new versions;
+* a statement on an ``AUTOCOMMIT`` connection is published at once.
+
+Writes made with a raw DBAPI cursor, or by other programs, are not seen:
+``caching_query.invalidate_tables()`` announces those.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .. import _sa_internals
+from . import publish, versions
+from .statements import written_tables
+
+# In Connection.info, which belongs to the DBAPI connection: a stack of
+# sets of tables written, one per open transaction level.
+_PENDING = "caching_query.written_tables"
+
+_lock = threading.Lock()
+_started = False
+
+
+def start() -> None:
+    """Watch every engine's writes from now on (idempotent)."""
+    global _started
+    with _lock:
+        if _started:
+            return
+        event.listen(Engine, "after_cursor_execute", _after_cursor_execute)
+        event.listen(Engine, "savepoint", _savepoint)
+        event.listen(Engine, "release_savepoint", _release_savepoint)
+        event.listen(Engine, "rollback_savepoint", _rollback_savepoint)
+        event.listen(Engine, "rollback", _rollback)
+        event.listen(Engine, "rollback_twophase", _rollback_twophase)
+        _started = True
+
+
+def _after_cursor_execute(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    if context is not None and not _sa_internals.may_write(context):
+        return  # a compiled SELECT: almost every statement
+    tables = written_tables(statement)
+    if not tables:
+        return
+    versions.note_local_write(tables)
+    if _sa_internals.is_autocommit(conn):
+        publish.publish(tables)
+        return
+    _sa_internals.publish_after_commit(conn.dialect, _committed)
+    stack = conn.info.get(_PENDING)
+    if stack is None:
+        conn.info[_PENDING] = [set(tables)]
+    else:
+        stack[-1].update(tables)
+
+
+def _committed(info: dict[str, Any]) -> None:
+    stack = info.pop(_PENDING, None)
+    if stack:
+        tables = set().union(*stack)
+        if tables:
+            publish.publish(tables)
+
+
+def _savepoint(conn: Any, name: str) -> None:
+    stack = conn.info.get(_PENDING)
+    if stack is None:
+        conn.info[_PENDING] = [set(), set()]
+    else:
+        stack.append(set())
+
+
+def _release_savepoint(conn: Any, name: str, context: Any) -> None:
+    stack = conn.info.get(_PENDING)
+    if stack and len(stack) > 1:
+        top = stack.pop()
+        stack[-1].update(top)
+
+
+def _rollback_savepoint(conn: Any, name: str, context: Any) -> None:
+    stack = conn.info.get(_PENDING)
+    if stack and len(stack) > 1:
+        stack.pop()
+
+
+def _rollback(conn: Any) -> None:
+    conn.info.pop(_PENDING, None)
+
+
+def _rollback_twophase(conn: Any, xid: Any, is_prepared: bool) -> None:
+    conn.info.pop(_PENDING, None)
