@@ -11,8 +11,6 @@ they affect, and ``cache_all(Session)`` caches every query that way.
 """
 
 from .core import clear, install, invalidate
-from .invalidation import auto_invalidate, cache_all, invalidate_tables
-from .local_session import ScopedSessionNamespace
 from .entry import CacheEntry
 from .exc import (
     CacheOptionError,
@@ -20,6 +18,8 @@ from .exc import (
     UncacheableQueryError,
     UnknownRegionError,
 )
+from .invalidation import auto_invalidate, cache_all, invalidate_tables
+from .local_session import ScopedSessionNamespace
 from .options import FromCache, NoCache, RelationshipCache
 from .query import CachingQuery, query_callable
 

@@ -35,11 +35,11 @@ from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmake
 from sqlalchemy.sql import Executable
 
 from . import _sa_internals, every_query, health, keys, objects, regions, rows, store, writes
+from .entry import ROWS, CacheEntry
+from .exc import CacheOptionError, CachingQueryError
 from .invalidation import dependencies, publish, switch, versions
 from .invalidation.dependencies import ANY_TABLE
 from .invalidation.statements import EVERYTHING
-from .entry import ROWS, CacheEntry
-from .exc import CacheOptionError, CachingQueryError
 from .options import CacheOption, FromCache, RelationshipCache, single_from_cache
 
 # Set on the inner execution of a miss, so that no cache hook (this one,

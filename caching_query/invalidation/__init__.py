@@ -70,7 +70,8 @@ def _switch_on(target: Any, cache_manager: CacheManager | None, settings: switch
     resolved, manager = core._install(target, cache_manager)
     if settings.cache_all is not None and manager is not None:
         settings = switch.Settings(
-            settings.excluded_regions, settings.cache_all.bound_to(manager)  # type: ignore[arg-type]
+            settings.excluded_regions,
+            settings.cache_all.bound_to(manager),  # type: ignore[arg-type]
         )
     tracking.start()
     publish.add_target(manager, settings.excluded_regions)
@@ -108,7 +109,6 @@ def _names_of(table: str | Table | type) -> list[str]:
     mapper = inspect(table, raiseerr=False)
     if mapper is None or not hasattr(mapper, "tables"):
         raise TypeError(
-            f"invalidate_tables() takes table names, Table objects or mapped classes, "
-            f"not {table!r}"
+            f"invalidate_tables() takes table names, Table objects or mapped classes, not {table!r}"
         )
     return [table_name(t.name) for t in mapper.tables]

@@ -56,7 +56,8 @@ VOLATILE_FUNCTIONS = frozenset(
 # SQLite's date functions read the clock when given the string 'now'.
 _CLOCK_WHEN_GIVEN_TEXT = frozenset("date time datetime julianday unixepoch strftime".split())
 _VOLATILE_TEXT = re.compile(
-    r"\b(?:" + "|".join(sorted(VOLATILE_FUNCTIONS)) + r")\s*\(|\bcurrent_(?:timestamp|date|time)\b|'now'",
+    r"\b(?:" + "|".join(sorted(VOLATILE_FUNCTIONS)) + r")\s*\("
+    r"|\bcurrent_(?:timestamp|date|time)\b|'now'",
     re.I,
 )
 

@@ -75,7 +75,7 @@ def _configured() -> list[tuple[str, dict[str, Any], CacheManager | None]]:
 def versions_caches() -> dict[tuple[str, str], Cache]:
     """The versions namespace of every backend that auto-invalidated regions use."""
     caches: dict[tuple[str, str], Cache] = {}
-    for name, config, manager in _configured():
+    for name, _config, manager in _configured():
         try:
             cache = regions.get_cache(name, versions.VERSIONS_NAMESPACE, manager)
         except Exception as error:  # a backend that cannot be opened

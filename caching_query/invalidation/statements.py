@@ -46,21 +46,23 @@ _READS = frozenset(
     "declare prepare deallocate".split()
 )
 
-_TARGETS = [
-    re.compile(rf"\binsert\s+(?:or\s+\w+\s+)?(?:ignore\s+)?into\s+{_QUALIFIED}", re.I),
-    re.compile(rf"\breplace\s+into\s+{_QUALIFIED}", re.I),
-    re.compile(rf"(?<!\bfor\s)(?<!\bfor\s\s)\bupdate\s+(?:or\s+\w+\s+)?(?:only\s+)?{_QUALIFIED}", re.I),
-    re.compile(rf"\bdelete\s+from\s+(?:only\s+)?{_QUALIFIED}", re.I),
-    re.compile(rf"\bmerge\s+into\s+{_QUALIFIED}", re.I),
-    re.compile(rf"\A\s*copy\s+{_QUALIFIED}", re.I),
-    re.compile(rf"\balter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?{_QUALIFIED}", re.I),
-    re.compile(rf"\bcreate\s+(?:temp\w*\s+)?table\s+(?:if\s+not\s+exists\s+)?{_QUALIFIED}", re.I),
-    re.compile(rf"\bcreate\s+(?:unique\s+)?index\s+.*?\bon\s+(?:only\s+)?{_QUALIFIED}", re.I | re.S),
+_TARGET_VERBS = [
+    r"\binsert\s+(?:or\s+\w+\s+)?(?:ignore\s+)?into",
+    r"\breplace\s+into",
+    r"(?<!\bfor\s)(?<!\bfor\s\s)\bupdate\s+(?:or\s+\w+\s+)?(?:only\s+)?",
+    r"\bdelete\s+from\s+(?:only\s+)?",
+    r"\bmerge\s+into",
+    r"\A\s*copy",
+    r"\balter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?",
+    r"\bcreate\s+(?:temp\w*\s+)?table\s+(?:if\s+not\s+exists\s+)?",
+    r"\bcreate\s+(?:unique\s+)?index\s+.*?\bon\s+(?:only\s+)?",
 ]
+_TARGETS = [re.compile(rf"{verb}\s*{_QUALIFIED}", re.I | re.S) for verb in _TARGET_VERBS]
 # statements naming a list of tables
+_NAME_LIST = rf"(?P<names>{_QUALIFIED}(?:\s*,\s*{_NAME}(?:\s*\.\s*{_NAME})*)*)"
 _LISTS = [
-    re.compile(rf"\btruncate\s+(?:table\s+)?(?:only\s+)?(?P<names>{_QUALIFIED}(?:\s*,\s*{_NAME}(?:\s*\.\s*{_NAME})*)*)", re.I),
-    re.compile(rf"\bdrop\s+table\s+(?:if\s+exists\s+)?(?P<names>{_QUALIFIED}(?:\s*,\s*{_NAME}(?:\s*\.\s*{_NAME})*)*)", re.I),
+    re.compile(rf"\btruncate\s+(?:table\s+)?(?:only\s+)?{_NAME_LIST}", re.I),
+    re.compile(rf"\bdrop\s+table\s+(?:if\s+exists\s+)?{_NAME_LIST}", re.I),
 ]
 _LIST_ITEM = re.compile(rf"{_NAME}(?:\s*\.\s*{_NAME})*")
 _EXPLAIN_WRITES = re.compile(r"\A\s*explain\b.*\banalyze\b", re.I | re.S)
@@ -69,7 +71,7 @@ _EXPLAIN_WRITES = re.compile(r"\A\s*explain\b.*\banalyze\b", re.I | re.S)
 def table_name(name: str) -> str:
     """The form a table's versions are kept under: unquoted, no schema, lower case."""
     last = name.rsplit(".", 1)[-1].strip()
-    if last[:1] in "\"`[" and len(last) > 1:
+    if last[:1] in '"`[' and len(last) > 1:
         last = last[1:-1]
     return last.lower()
 
