@@ -351,6 +351,14 @@ def welcome(new_session: Callable[[], Session]) -> int:
     )
 
 
+def comment_by(new_session: Callable[[], Session], name: str) -> int:
+    author = uid(new_session, name)
+    return read(  # type: ignore[no-any-return]
+        new_session,
+        lambda s: s.scalars(select(blog.Comment.id).where(blog.Comment.author_id == author)).one(),
+    )
+
+
 def test_comments_with_authors(new_session):
     assert read(new_session, blog.comments_with_authors, welcome(new_session)) == [
         ("thanks", "bob"),
@@ -410,15 +418,7 @@ def test_pin_comment_post_update(new_session):
 def test_purge_comments_core_on_connection(new_session):
     post = welcome(new_session)
     cat = uid(new_session, "cat")
-    write(
-        new_session,
-        blog.pin,
-        post,
-        read(
-            new_session,
-            lambda s: s.scalars(select(blog.Comment.id).where(blog.Comment.author_id == cat)).one(),
-        ),
-    )
+    write(new_session, blog.pin, post, comment_by(new_session, "cat"))
     assert read(new_session, blog.pinned_body, post) == "hi all"
     assert write(new_session, blog.purge_comments, cat) == 1
     assert read(new_session, blog.comments_with_authors, post) == [("thanks", "bob")]
