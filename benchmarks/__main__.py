@@ -40,20 +40,38 @@ def _backend_list(text: str) -> list[str]:
 
 def _arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true",
-                        help="few repetitions: a smoke run for CI (well under a minute)")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, metavar="PATH",
-                        help=f"where to write the results (default {DEFAULT_JSON})")
-    parser.add_argument("--backends", type=_backend_list, default=None, metavar="LIST",
-                        help=f"comma-separated, from {','.join(backends.ALL)} (default: "
-                             "memory,file, plus redis and memcached when installed)")
-    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
-                        help="where the people live (default: a SQLite file)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="few repetitions: a smoke run for CI (well under a minute)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        metavar="PATH",
+        help=f"where to write the results (default {DEFAULT_JSON})",
+    )
+    parser.add_argument(
+        "--backends",
+        type=_backend_list,
+        default=None,
+        metavar="LIST",
+        help=f"comma-separated, from {','.join(backends.ALL)} (default: "
+        "memory,file, plus redis and memcached when installed)",
+    )
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="where the people live (default: a SQLite file)",
+    )
     return parser.parse_args(argv)
 
 
-def _regions(names: list[str], tmp: Path, running: Servers) -> tuple[dict[str, Any],
-                                                                      dict[str, str]]:
+def _regions(
+    names: list[str], tmp: Path, running: Servers
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Region configs for the backends that can run; the others, with why not."""
     configured: dict[str, Any] = {}
     skipped: dict[str, str] = {}

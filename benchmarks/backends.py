@@ -47,17 +47,34 @@ def region(name: str, tmp: Path, running: servers.Servers) -> dict[str, Any]:
     directory = tmp / f"cache-{name}"
     shutil.rmtree(directory, ignore_errors=True)
     if name == "file":
-        return {"type": "file", "data_dir": str(directory / "data"),
-                "lock_dir": str(directory / "lock"), **expire}
+        return {
+            "type": "file",
+            "data_dir": str(directory / "data"),
+            "lock_dir": str(directory / "lock"),
+            **expire,
+        }
     if name == "dbm":
-        return {"type": "dbm", "data_dir": str(directory / "data"),
-                "lock_dir": str(directory / "lock"), **expire}
+        return {
+            "type": "dbm",
+            "data_dir": str(directory / "data"),
+            "lock_dir": str(directory / "lock"),
+            **expire,
+        }
     if name == "redis":
         return {"type": "ext:redis", "url": running.url("redis"), **expire}
     if name == "memcached":
-        return {"type": "ext:memcached", "url": running.url("memcached"),
-                "memcache_module": "bmemcached", "lock_dir": str(directory / "lock"), **expire}
+        return {
+            "type": "ext:memcached",
+            "url": running.url("memcached"),
+            "memcache_module": "bmemcached",
+            "lock_dir": str(directory / "lock"),
+            **expire,
+        }
     if name == "postgres":
-        return {"type": "ext:database", "url": running.url("postgres"),
-                "table_name": "cq_bench_cache", **expire}
+        return {
+            "type": "ext:database",
+            "url": running.url("postgres"),
+            "table_name": "cq_bench_cache",
+            **expire,
+        }
     raise ValueError(f"unknown backend {name!r}")

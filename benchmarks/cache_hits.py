@@ -48,9 +48,11 @@ def _hit(bench: Bench, backend: str, api: str, rows: int) -> tuple[Stats, int]:
     # A backend that failed is bypassed silently (caching_query.health): then
     # "hits" would be database queries. Say so rather than report them.
     if returned != rows or sent:
-        print(f"warning: {backend} {api} {rows}-row hit returned {returned} rows and "
-              f"sent {len(sent)} SQL statements; its figures are not cache hits",
-              file=sys.stderr)
+        print(
+            f"warning: {backend} {api} {rows}-row hit returned {returned} rows and "
+            f"sent {len(sent)} SQL statements; its figures are not cache hits",
+            file=sys.stderr,
+        )
     return stats, len(sent)
 
 
@@ -77,17 +79,22 @@ def run(bench: Bench, backends: list[str]) -> list[dict[str, Any]]:
             for backend in backends:
                 hit, hit_sql = _hit(bench, backend, api, rows)
                 miss = _miss(bench, backend, api, rows)
-                records.append({
-                    "api": api,
-                    "rows": rows,
-                    "backend": backend,
-                    "uncached": uncached.as_dict(),
-                    "hit": hit.as_dict(),
-                    "miss": miss.as_dict(),
-                    "ratio_hit_uncached": round(hit.median_us / uncached.median_us, 4),
-                    "ratio_miss_uncached": round(miss.median_us / uncached.median_us, 4),
-                    "hit_sql_statements": hit_sql,
-                })
-                print(f"  {api:6} {rows:5} rows  {backend:9} hit/uncached "
-                      f"{records[-1]['ratio_hit_uncached']:.3f}", file=sys.stderr)
+                records.append(
+                    {
+                        "api": api,
+                        "rows": rows,
+                        "backend": backend,
+                        "uncached": uncached.as_dict(),
+                        "hit": hit.as_dict(),
+                        "miss": miss.as_dict(),
+                        "ratio_hit_uncached": round(hit.median_us / uncached.median_us, 4),
+                        "ratio_miss_uncached": round(miss.median_us / uncached.median_us, 4),
+                        "hit_sql_statements": hit_sql,
+                    }
+                )
+                print(
+                    f"  {api:6} {rows:5} rows  {backend:9} hit/uncached "
+                    f"{records[-1]['ratio_hit_uncached']:.3f}",
+                    file=sys.stderr,
+                )
     return records

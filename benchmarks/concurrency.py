@@ -67,15 +67,18 @@ def run(bench: Bench) -> list[dict[str, Any]]:
     for threads in THREADS:
         _round(bench, threads, seconds / 4)  # warm-up
         per_round = [_round(bench, threads, seconds) for _ in range(rounds)]
-        records.append({
-            "threads": threads,
-            "rows": ROWS,
-            "hits_per_second": round(statistics.median(per_round), 1),
-            "rounds": rounds,
-            "round_seconds": seconds,
-        })
-        print(f"  {threads} thread(s): {records[-1]['hits_per_second']:.0f} hits/s",
-              file=sys.stderr)
+        records.append(
+            {
+                "threads": threads,
+                "rows": ROWS,
+                "hits_per_second": round(statistics.median(per_round), 1),
+                "rounds": rounds,
+                "round_seconds": seconds,
+            }
+        )
+        print(
+            f"  {threads} thread(s): {records[-1]['hits_per_second']:.0f} hits/s", file=sys.stderr
+        )
     base = records[0]["hits_per_second"]
     for record in records:
         record["ratio_to_1_thread"] = round(record["hits_per_second"] / base, 4)

@@ -47,8 +47,9 @@ class Bench:
     quick: bool
 
 
-def make_bench(engine: Engine, regions: dict[str, dict[str, Any]], plan: Plan,
-               quick: bool) -> Bench:
+def make_bench(
+    engine: Engine, regions: dict[str, dict[str, Any]], plan: Plan, quick: bool
+) -> Bench:
     """Sessionmakers bound to ``engine`` and a manager holding ``regions``."""
     manager = CacheManager(cache_regions={MEMORY_REGION: {"type": "memory"}, **regions})
     cached = sessionmaker(bind=engine, class_=CachedSession, query_cls=query_callable(manager))

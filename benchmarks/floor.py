@@ -63,13 +63,15 @@ def run(bench: Bench, query_cache: list[dict[str, Any]]) -> list[dict[str, Any]]
                 for r in query_cache
                 if r["api"] == api and r["rows"] == ROWS
             )
-            records.append({
-                "api": api,
-                "rows": ROWS,
-                "floor": stats.as_dict(),
-                "uncached_median_us": uncached,
-                "ratio_floor_uncached": round(stats.median_us / uncached, 4),
-            })
+            records.append(
+                {
+                    "api": api,
+                    "rows": ROWS,
+                    "floor": stats.as_dict(),
+                    "uncached_median_us": uncached,
+                    "ratio_floor_uncached": round(stats.median_us / uncached, 4),
+                }
+            )
     finally:
         event.remove(FloorSession, "do_orm_execute", hook)
     return records

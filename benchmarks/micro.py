@@ -40,13 +40,15 @@ def _in_list(counter: Iterator[int]) -> Select[Any]:
 def _key_figures(bench: Bench, label: str, build: Builder) -> list[tuple[str, Stats]]:
     counter = itertools.count()
     return [
-        (f"{label}: build only",
-         measure(lambda _: build(counter), bench.plan)),
-        (f"{label}: derive_key, statement pre-built (building excluded)",
-         measure(lambda stmt: keys.derive_key(stmt, None), bench.plan,
-                 lambda: build(counter))),
-        (f"{label}: build + derive_key",
-         measure(lambda _: keys.derive_key(build(counter), None), bench.plan)),
+        (f"{label}: build only", measure(lambda _: build(counter), bench.plan)),
+        (
+            f"{label}: derive_key, statement pre-built (building excluded)",
+            measure(lambda stmt: keys.derive_key(stmt, None), bench.plan, lambda: build(counter)),
+        ),
+        (
+            f"{label}: build + derive_key",
+            measure(lambda _: keys.derive_key(build(counter), None), bench.plan),
+        ),
     ]
 
 

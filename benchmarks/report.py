@@ -69,52 +69,109 @@ def render(results: dict[str, Any]) -> str:
         parts.append(f"skipped: {m['skipped_backends']}")
 
     rows = [
-        [r["api"], str(r["rows"]), r["backend"], _us(r["uncached"]["median_us"]),
-         _us(r["hit"]["median_us"]), f"{r['ratio_hit_uncached']:.3f}",
-         f"{1 / r['ratio_hit_uncached']:.1f}x", _us(r["miss"]["median_us"]),
-         f"{r['ratio_miss_uncached']:.2f}",
-         f"{r['uncached']['count']}/{r['hit']['count']}/{r['miss']['count']}",
-         str(r["hit_sql_statements"])]
+        [
+            r["api"],
+            str(r["rows"]),
+            r["backend"],
+            _us(r["uncached"]["median_us"]),
+            _us(r["hit"]["median_us"]),
+            f"{r['ratio_hit_uncached']:.3f}",
+            f"{1 / r['ratio_hit_uncached']:.1f}x",
+            _us(r["miss"]["median_us"]),
+            f"{r['ratio_miss_uncached']:.2f}",
+            f"{r['uncached']['count']}/{r['hit']['count']}/{r['miss']['count']}",
+            str(r["hit_sql_statements"]),
+        ]
         for r in results["query_cache"]
     ]
-    parts += ["", "1. Uncached query vs cache hit (fresh session per call)",
-              _table(["api", "rows", "backend", "uncached", "hit", "hit/uncached", "unc/hit",
-                      "miss", "miss/uncached", "n unc/hit/miss", "SQL per hit"], rows)]
+    parts += [
+        "",
+        "1. Uncached query vs cache hit (fresh session per call)",
+        _table(
+            [
+                "api",
+                "rows",
+                "backend",
+                "uncached",
+                "hit",
+                "hit/uncached",
+                "unc/hit",
+                "miss",
+                "miss/uncached",
+                "n unc/hit/miss",
+                "SQL per hit",
+            ],
+            rows,
+        ),
+    ]
 
     rows = [
-        [f["api"], str(f["rows"]), _us(f["uncached_median_us"]), _us(f["floor"]["median_us"]),
-         f"{f['ratio_floor_uncached']:.3f}", str(f["floor"]["count"])]
+        [
+            f["api"],
+            str(f["rows"]),
+            _us(f["uncached_median_us"]),
+            _us(f["floor"]["median_us"]),
+            f"{f['ratio_floor_uncached']:.3f}",
+            str(f["floor"]["count"]),
+        ]
         for f in results["hit_floor"]
     ]
-    parts += ["", "1b. Floor of a hit: SQLAlchemy's own work alone (query built, structural key,",
-              "    Session.execute through a hook that returns a ready object)",
-              _table(["api", "rows", "uncached", "floor", "floor/uncached", "n"], rows)]
+    parts += [
+        "",
+        "1b. Floor of a hit: SQLAlchemy's own work alone (query built, structural key,",
+        "    Session.execute through a hook that returns a ready object)",
+        _table(["api", "rows", "uncached", "floor", "floor/uncached", "n"], rows),
+    ]
 
     rows = [[d["what"], _us(d["median_us"]), str(d["count"])] for d in results["derive_key"]]
-    parts += ["", "2. caching_query.keys.derive_key(statement, None)",
-              _table(["what", "median µs", "n"], rows)]
+    parts += [
+        "",
+        "2. caching_query.keys.derive_key(statement, None)",
+        _table(["what", "median µs", "n"], rows),
+    ]
 
     rows = [
-        [o["api"], str(o["rows"]), o["baseline"], _us(o["plain"]["median_us"]),
-         _us(o["caching"]["median_us"]), f"{o['ratio_caching_plain']:.3f}",
-         f"{o['plain']['count']}/{o['caching']['count']}"]
+        [
+            o["api"],
+            str(o["rows"]),
+            o["baseline"],
+            _us(o["plain"]["median_us"]),
+            _us(o["caching"]["median_us"]),
+            f"{o['ratio_caching_plain']:.3f}",
+            f"{o['plain']['count']}/{o['caching']['count']}",
+        ]
         for o in results["caching_query_overhead"]
     ]
-    parts += ["", "3. No cache option: CachingQuery + hook vs stock SQLAlchemy",
-              _table(["api", "rows", "baseline", "plain", "caching", "caching/plain",
-                      "n"], rows)]
+    parts += [
+        "",
+        "3. No cache option: CachingQuery + hook vs stock SQLAlchemy",
+        _table(["api", "rows", "baseline", "plain", "caching", "caching/plain", "n"], rows),
+    ]
 
-    rows = [[str(c["threads"]), str(c["rows"]), f"{c['hits_per_second']:,.0f}",
-             f"{c['ratio_to_1_thread']:.2f}", f"{c['rounds']} x {c['round_seconds']} s"]
-            for c in results["concurrency"]]
-    parts += ["", "4. Cache hits per second, one memory region, same key",
-              _table(["threads", "rows", "hits/s", "vs 1 thread", "rounds"], rows)]
+    rows = [
+        [
+            str(c["threads"]),
+            str(c["rows"]),
+            f"{c['hits_per_second']:,.0f}",
+            f"{c['ratio_to_1_thread']:.2f}",
+            f"{c['rounds']} x {c['round_seconds']} s",
+        ]
+        for c in results["concurrency"]
+    ]
+    parts += [
+        "",
+        "4. Cache hits per second, one memory region, same key",
+        _table(["threads", "rows", "hits/s", "vs 1 thread", "rounds"], rows),
+    ]
 
     e = results["entry_size"]
-    parts += ["", "5. Pickled stored entry (pickle.dumps(cache.get(key)))",
-              f"{e['rows']} Person rows: {e['bytes']:,} bytes ({e['bytes_per_row']} per row, "
-              f"protocol {e['pickle_protocol']}); the same rows as bare (id, name) tuples: "
-              f"{e['bare_tuples_bytes']:,} bytes"]
+    parts += [
+        "",
+        "5. Pickled stored entry (pickle.dumps(cache.get(key)))",
+        f"{e['rows']} Person rows: {e['bytes']:,} bytes ({e['bytes_per_row']} per row, "
+        f"protocol {e['pickle_protocol']}); the same rows as bare (id, name) tuples: "
+        f"{e['bare_tuples_bytes']:,} bytes",
+    ]
     parts += ["", f"total run time {results['meta']['duration_seconds']:.1f} s"]
     return "\n".join(parts)
 

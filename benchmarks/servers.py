@@ -70,8 +70,19 @@ class Servers:
             server = mod.PostgresServer(os.path.dirname(path), port, workdir)
             start = server.initdb
         elif name == "redis":
-            argv = [path, "--save", "", "--appendonly", "no", "--port", str(port),
-                    "--bind", mod.HOST, "--dir", str(workdir)]
+            argv = [
+                path,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--port",
+                str(port),
+                "--bind",
+                mod.HOST,
+                "--dir",
+                str(workdir),
+            ]
             probe = lambda: mod._answers(port, b"PING\r\n", b"+PONG")  # noqa: E731
             server = mod.Server(name, argv, port, workdir, f"redis://{mod.HOST}:{port}/0", probe)
             start = server.start

@@ -38,6 +38,7 @@ __all__ = [
     "may_write",
     "is_autocommit",
     "publish_after_commit",
+    "ended_transaction",
 ]
 
 
@@ -258,3 +259,15 @@ def publish_after_commit(dialect: Any, callback: Callable[[dict[str, Any]], None
         dialect.do_commit = commit
         dialect.do_commit_twophase = commit_twophase
         dialect.__dict__[_WRAPPED] = True
+
+
+def ended_transaction(connection: Any) -> bool:
+    """True when the RELEASE SAVEPOINT ``connection`` just ran committed its transaction.
+
+    SQLite makes a SAVEPOINT opened outside a transaction the transaction
+    itself, and its RELEASE a commit; pysqlite opens transactions only
+    before DML, so ``Session.begin_nested()`` as a session's first act is
+    that case (SQLAlchemy's pysqlite docs describe the workaround).
+    """
+    dbapi_connection = getattr(connection.connection, "dbapi_connection", None)
+    return getattr(dbapi_connection, "in_transaction", None) is False

@@ -230,25 +230,30 @@ def execute_cached(
     if settings is not None and settings.covers(option):
         if not local and not publish.is_current(cache):
             return None  # this process failed to announce a write there
-        watch = _watch_for(state, option, manager, local)
+        watch = _watch_for(state, option, manager, local, settings.cache_all is not None)
     if local:
         return _execute_local(state, cache, key, option.expire, watch)
     return _execute_shared(state, cache, key, option.expire, watch)
 
 
 def _watch_for(
-    state: ORMExecuteState, option: CacheOption, manager: CacheManager | None, local: bool
+    state: ORMExecuteState,
+    option: CacheOption,
+    manager: CacheManager | None,
+    local: bool,
+    strict: bool,
 ) -> versions.Watch:
+    if local:
+        # A session's own cache: any write of this process makes it a miss
+        return versions.Watch(None, None, frozenset({EVERYTHING, ANY_TABLE}))
     cache_key = _sa_internals.statement_cache_key(state.statement)
     if cache_key is None:  # an explicit key on a statement SQLAlchemy cannot key
         structure, tables = None, frozenset({EVERYTHING, ANY_TABLE})
     else:
         structure = cache_key.key
-        tables = dependencies.reads_for(state, structure).tables
-    versions_cache = (
-        None if local else regions.get_cache(option.region, versions.VERSIONS_NAMESPACE, manager)
-    )
-    return versions.Watch(versions_cache, structure, tables)
+        tables = dependencies.reads_for(state.statement, structure).tables | {ANY_TABLE}
+    versions_cache = regions.get_cache(option.region, versions.VERSIONS_NAMESPACE, manager)
+    return versions.Watch(versions_cache, structure, tables, strict)
 
 
 _warned_hooks: set[tuple[str, ...]] = set()

@@ -54,5 +54,5 @@ def eligible(state: ORMExecuteState, options: Sequence[Any]) -> bool:
     cache_key = _sa_internals.statement_cache_key(state.statement)
     if cache_key is None:
         return False
-    reads = dependencies.reads_for(state, cache_key.key)
+    reads = dependencies.reads_for(state.statement, cache_key.key)
     return not reads.volatile and ANY_TABLE not in reads.tables

@@ -78,7 +78,6 @@ def serve_nested(state: ORMExecuteState) -> Result[Any] | None:
     except UncacheableQueryError:
         return None
     if loading.capturing:
-        versions.note_nested(state)  # its tables' versions, before it runs
         stored, result = _capture(state, loading.nested)
         if stored is None:
             return _load_cursor(state, result)
@@ -166,9 +165,10 @@ def _capture(
         state.statement, state.parameters or {}, execution_options=state.execution_options
     )
     compiled = cursor.context.compiled  # type: ignore[attr-defined]
+    structure = _sa_internals.statement_cache_key(state.statement).key
+    versions.note_ran(structure, compiled)
     if not _sa_loading.is_loadable(compiled, tuple(cursor.keys())):
         return None, cursor
-    structure = _sa_internals.statement_cache_key(state.statement).key
     replay = _sa_loading.remember(connection.dialect, structure, compiled)
     fetched = [tuple(row) for row in cursor]
     stored = StoredRows(replay.keys, fetched, _has_mutable_value(fetched))

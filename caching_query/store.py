@@ -364,8 +364,17 @@ def create_and_store(
             _backend_failed(cache, error)
             return create()
         raise
-    with versions.recording(watch, before) as tokens:
+    with versions.recording(watch, before) as recording:
         entry = create()
+    try:
+        tokens = recording.recorded()
+    except Exception as error:
+        if health.is_backend_failure(error):
+            _backend_failed(cache, error)
+            return entry
+        raise
+    if tokens is None:
+        return entry
     entry.meta[versions.TABLES] = tokens
     with contextlib.suppress(BackendFailure):
         write(cache, key, entry, expire, generation)

@@ -142,7 +142,10 @@ class Comment(Base):
 
 # how many posts a user wrote, as a column of User: a scalar subquery
 User.post_count = column_property(  # type: ignore[attr-defined]
-    select(func.count(Post.id)).where(Post.author_id == User.id).scalar_subquery(),
+    select(func.count(Post.id))
+    .where(Post.author_id == User.id)
+    .correlate_except(Post)
+    .scalar_subquery(),
     deferred=False,
 )
 

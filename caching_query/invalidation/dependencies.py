@@ -18,7 +18,10 @@ The same walk notes whether the result depends on the moment or on chance
 ``datetime('now')``...): "cache every query" never caches those.
 
 The answer depends only on the statement's structure, so it is worked out
-once per structure and kept.
+once per structure and kept. Before a statement of a structure has run in
+this process, what it reads is guessed from the statement as written; a
+miss whose compiled statement reads more is not stored (its tables'
+versions were not all read before it ran), and the next one is.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ import re
 import threading
 from typing import Any, Final, NamedTuple
 
-from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy import Column
+from sqlalchemy.orm import Mapper, QueryableAttribute, RelationshipProperty
 from sqlalchemy.sql import visitors
-from sqlalchemy.sql.elements import BindParameter, ColumnClause, TextClause
+from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement, TextClause
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import TableClause
 
-from .. import _sa_internals, _sa_loading
+from .. import _sa_internals
 from .statements import EVERYTHING, table_name
 
 ANY_TABLE: Final = "~any"
@@ -67,6 +71,9 @@ class Reads(NamedTuple):
 
     tables: frozenset[str]  # with EVERYTHING, and ANY_TABLE when text hides tables
     volatile: bool  # depends on the moment or on chance
+    # read off the compiled statement (else off the statement as written,
+    # which lacks what the ORM adds when compiling: eager joins, say)
+    complete: bool = False
 
 
 def _text_reads_tables(text: str) -> bool:
@@ -82,8 +89,8 @@ def _function_is_volatile(node: FunctionElement[Any]) -> bool:
     return False
 
 
-def reads_of(element: Any) -> Reads:
-    """What ``element`` (a Core statement or clause) reads."""
+def reads_of(element: Any, complete: bool = False) -> Reads:
+    """What ``element`` (a Core or ORM statement, or a clause) reads."""
     found = {EVERYTHING}
     volatile = False
     for node in visitors.iterate(element):
@@ -98,30 +105,98 @@ def reads_of(element: Any) -> Reads:
             if _text_reads_tables(text):
                 found.add(ANY_TABLE)
             volatile = volatile or bool(_VOLATILE_TEXT.search(text))
-    return Reads(frozenset(found), volatile)
+    return Reads(frozenset(found), volatile, complete)
 
 
 _memo: dict[Any, Reads] = {}
 
 
-def reads_for(state: ORMExecuteState, structure: Any) -> Reads:
-    """What the result of ``state``'s statement depends on.
+def reads_for(statement: Any, structure: Any) -> Reads:
+    """What the result of ``statement`` depends on, as far as is known yet.
 
     ``structure`` is the statement's structural cache key: statements that
-    share it compile alike, so the answer is kept under it. The first time,
-    the statement is compiled (and kept for the hits that follow).
+    share it compile alike, so answers are kept under it. Until a statement
+    of this structure has run (``learn``), the answer is read off the
+    statement as written and off the mappers, relationships and tables its
+    structural key names (which covers loader options and eager loads).
     """
     known = _memo.get(structure)
     if known is not None:
         return known
-    dialect = state.session.get_bind(**state.bind_arguments).dialect
-    compiled = _sa_loading.replay_for(state.statement, structure, dialect).compiled
-    reads = reads_of(_sa_internals.compiled_statement(compiled))
+    written = reads_of(statement)
+    named: set[str] = set()
+    _named_tables(structure, named, set())
+    return _keep(structure, written._replace(tables=written.tables | named))
+
+
+def _named_tables(node: Any, found: set[str], seen: set[int]) -> None:
+    """Tables of the mappers, relationships, tables and columns in a structural key."""
+    if type(node) is tuple:
+        if any(isinstance(item, type) and issubclass(item, QueryableAttribute) for item in node):
+            _attribute_tables(node, found, seen)
+        for item in node:
+            _named_tables(item, found, seen)
+    elif isinstance(node, Mapper):
+        _mapper_tables(node, found, seen)
+    elif isinstance(node, RelationshipProperty):
+        _mapper_tables(node.mapper, found, seen)
+        if node.secondary is not None:
+            found.update(reads_of(node.secondary).tables)
+    elif isinstance(node, TableClause):
+        found.add(table_name(node.name))
+    elif isinstance(node, ColumnElement):
+        table = getattr(node, "table", None)
+        if isinstance(table, TableClause):
+            found.add(table_name(table.name))
+
+
+def _attribute_tables(node: tuple[Any, ...], found: set[str], seen: set[int]) -> None:
+    # an attribute (in a join, say) is keyed as
+    # (n, its class, "key", its name, "_parententity", (its mapper,))
+    fields = dict(zip(node[2::2], node[3::2], strict=False))
+    name, owner = fields.get("key"), fields.get("_parententity")
+    if type(owner) is tuple and owner and isinstance(owner[0], Mapper) and type(name) is str:
+        relationship = owner[0].relationships.get(name)
+        if relationship is not None:
+            _named_tables(relationship, found, seen)
+
+
+_EAGER = frozenset({"joined", "selectin", "subquery", "immediate"})
+
+
+def _mapper_tables(mapper: Mapper[Any], found: set[str], seen: set[int]) -> None:
+    """A mapper's tables: its inheritance tables and subclasses', column
+    properties' subqueries, and what its eager relationships load."""
+    if id(mapper) in seen:
+        return
+    seen.add(id(mapper))
+    for each in mapper.base_mapper.self_and_descendants:
+        found.update(table_name(t.name) for t in each.tables)
+        for prop in each.column_attrs:
+            for column in prop.columns:
+                if not isinstance(column, Column):
+                    found.update(reads_of(column).tables)
+        for relationship in each.relationships:
+            if relationship.lazy in _EAGER:
+                _named_tables(relationship, found, seen)
+
+
+def learn(structure: Any, compiled: Any) -> Reads:
+    """What a statement of ``structure`` depends on, read off what SQLAlchemy compiled."""
+    known = _memo.get(structure)
+    if known is not None and known.complete:
+        return known
+    reads = reads_of(_sa_internals.compiled_statement(compiled), complete=True)
+    with _lock:
+        _memo[structure] = reads
+    return reads
+
+
+def _keep(structure: Any, reads: Reads) -> Reads:
     with _lock:
         if len(_memo) >= _MEMO_SIZE:
             _memo.clear()
-        reads = _memo.setdefault(structure, reads)
-    return reads
+        return _memo.setdefault(structure, reads)
 
 
 def remember(structure: Any, tables: frozenset[str]) -> None:

@@ -38,6 +38,9 @@ _lock = threading.Lock()
 # backend -> (versions cache, tables not yet published there)
 _unpublished: dict[tuple[str, str], tuple[Cache, set[str]]] = {}
 _timer: threading.Timer | None = None
+# Tables SQL-table backends keep entries in: writes to them are the cache's own
+cache_tables: set[str] = {"beaker_cache"}
+_publishing = threading.local()
 
 
 def add_target(manager: CacheManager | None, excluded: Iterable[str] = ()) -> None:
@@ -50,6 +53,10 @@ def add_target(manager: CacheManager | None, excluded: Iterable[str] = ()) -> No
         else:
             previous = _targets.get(manager)
             _targets[manager] = names if previous is None else previous & names
+        for config in (
+            manager.regions if manager is not None else beaker.cache.cache_regions
+        ).values():
+            _note_cache_table(config)
 
 
 def _configured() -> list[tuple[str, dict[str, Any], CacheManager | None]]:
@@ -75,7 +82,8 @@ def _configured() -> list[tuple[str, dict[str, Any], CacheManager | None]]:
 def versions_caches() -> dict[tuple[str, str], Cache]:
     """The versions namespace of every backend that auto-invalidated regions use."""
     caches: dict[tuple[str, str], Cache] = {}
-    for name, _config, manager in _configured():
+    for name, config, manager in _configured():
+        _note_cache_table(config)
         try:
             cache = regions.get_cache(name, versions.VERSIONS_NAMESPACE, manager)
         except Exception as error:  # a backend that cannot be opened
@@ -87,17 +95,30 @@ def versions_caches() -> dict[tuple[str, str], Cache]:
     return caches
 
 
+def _note_cache_table(config: dict[str, Any]) -> None:
+    if config.get("type") == "ext:database":
+        cache_tables.add(str(config.get("table_name", "beaker_cache")).lower())
+    elif config.get("type") == "ext:sqla" and config.get("table") is not None:
+        cache_tables.add(config["table"].name.lower())
+
+
 def publish(tables: Iterable[str]) -> list[tuple[str, str]]:
     """Announce a committed write of ``tables`` to every backend; never raises.
 
     Returns the backends that could not be told (they are retried).
     """
+    if getattr(_publishing, "active", False):
+        return []  # the versions' own write, on a SQL-table backend
     changed = {*tables, ANY_TABLE}
-    return [
-        backend
-        for backend, cache in versions_caches().items()
-        if not _publish_to(backend, cache, changed)
-    ]
+    _publishing.active = True
+    try:
+        return [
+            backend
+            for backend, cache in versions_caches().items()
+            if not _publish_to(backend, cache, changed)
+        ]
+    finally:
+        _publishing.active = False
 
 
 def _publish_to(backend: tuple[str, str], cache: Cache, tables: set[str]) -> bool:

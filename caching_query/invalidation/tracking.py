@@ -57,9 +57,14 @@ def _after_cursor_execute(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> None:
     if context is not None and not _sa_internals.may_write(context):
-        return  # a compiled SELECT: almost every statement
-    tables = written_tables(statement)
+        # a compiled SELECT (almost every statement), or SAVEPOINT control
+        if statement.startswith("RELEASE") and _sa_internals.ended_transaction(conn):
+            _committed(conn.info)
+        return
+    tables = written_tables(statement) - publish.cache_tables
     if not tables:
+        if statement[:7].upper() == "RELEASE" and _sa_internals.ended_transaction(conn):
+            _committed(conn.info)
         return
     versions.note_local_write(tables)
     if _sa_internals.is_autocommit(conn):

@@ -30,9 +30,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from beaker.cache import Cache
-from sqlalchemy.orm import ORMExecuteState
 
-from .. import _beaker_internals, _sa_internals
+from .. import _beaker_internals
 from . import dependencies
 from .dependencies import ANY_TABLE
 from .statements import EVERYTHING
@@ -63,8 +62,10 @@ def write(versions: Cache, tokens: Mapping[str, str]) -> None:
 
 def new_tokens(tables: Iterable[str]) -> dict[str, str]:
     token = uuid.uuid4().hex
-    # one random token per commit is enough: no two commits share one
-    return dict.fromkeys(tables, token)
+    # One random token per commit is enough: no two commits share one.
+    # The witness goes first: see Recording.
+    names = sorted(tables, key=lambda table: table != ANY_TABLE)
+    return dict.fromkeys(names, token)
 
 
 # -- process-local write counters, for session-local regions -----------------
@@ -92,12 +93,15 @@ class Watch:
     entry it stores.
     """
 
-    __slots__ = ("versions", "structure", "tables")
+    __slots__ = ("versions", "structure", "tables", "strict")
 
-    def __init__(self, versions: Cache | None, structure: Any, tables: frozenset[str]) -> None:
+    def __init__(
+        self, versions: Cache | None, structure: Any, tables: frozenset[str], strict: bool = False
+    ) -> None:
         self.versions = versions  # None: session-local counters
         self.structure = structure
         self.tables = tables
+        self.strict = strict  # "cache every query": never store what reads the clock
 
     @property
     def namespace(self) -> Any:
@@ -143,38 +147,71 @@ class Watch:
         return dict(current)
 
 
-# -- loads the loader triggers during a miss -----------------------------------
+# -- what a miss reads, as it runs -------------------------------------------
 
 
-class _Recording:
-    __slots__ = ("watch", "tokens")
+class Recording:
+    """What a miss read, to be recorded in the entry it stores.
+
+    Before the miss ran, the versions of the tables its statement was
+    expected to read were taken, with ``ANY_TABLE`` among them as a witness:
+    every publication changes it. The statements the miss actually ran
+    (``note_ran``) may have read more tables -- what the ORM added when
+    compiling, loads the loader triggered. Their versions, read afterwards
+    together with the witness (witness last, and publications write it
+    first), are as good as read before only if the witness is unchanged:
+    then nothing was published in between. Otherwise the result is not
+    stored, and the next miss reads them all first.
+    """
+
+    __slots__ = ("watch", "tokens", "read_tables", "volatile")
 
     def __init__(self, watch: Watch, tokens: Tokens) -> None:
         self.watch = watch
         self.tokens = tokens
+        self.read_tables: set[str] = set()
+        self.volatile = False
+
+    def recorded(self) -> Tokens | None:
+        """The tokens the entry records, or None: do not store it."""
+        if self.volatile and self.watch.strict:
+            return None
+        if not self.read_tables:  # nothing reported (session-local loads)
+            return dict(self.tokens)
+        wanted = self.read_tables | {EVERYTHING}
+        tokens = self.tokens
+        unread = [t for t in wanted if t not in tokens]
+        if unread:
+            witness = tokens.get(ANY_TABLE)
+            found = self.watch._read_more([*unread, ANY_TABLE])
+            if witness is None or found[ANY_TABLE] != witness:
+                return None  # something was published meanwhile
+            if any(found[t] is None for t in unread):
+                return None  # a missing version is a change
+            tokens = {**tokens, **found}
+            dependencies.remember(self.watch.structure, frozenset(unread))
+        return {t: tokens[t] for t in wanted}
 
 
-_recording: ContextVar[_Recording | None] = ContextVar("caching_query_recording", default=None)
+_recording: ContextVar[Recording | None] = ContextVar("caching_query_recording", default=None)
 
 
 @contextlib.contextmanager
-def recording(watch: Watch, tokens: Tokens) -> Iterator[Tokens]:
-    """While a miss builds its result, nested loads add their tables to ``tokens``."""
-    reset = _recording.set(_Recording(watch, tokens))
+def recording(watch: Watch, tokens: Tokens) -> Iterator[Recording]:
+    """While a miss builds its result, the statements it runs report here."""
+    current = Recording(watch, tokens)
+    reset = _recording.set(current)
     try:
-        yield tokens
+        yield current
     finally:
         _recording.reset(reset)
 
 
-def note_nested(state: ORMExecuteState) -> None:
-    """A load about to run for the entry being recorded: take its tables' tokens first."""
+def note_ran(structure: Any, compiled: Any) -> None:
+    """A statement of the miss being recorded ran; ``compiled`` is what it sent."""
     current = _recording.get()
     if current is None:
         return
-    structure = _sa_internals.statement_cache_key(state.statement).key
-    tables = dependencies.reads_for(state, structure).tables
-    new = [t for t in tables if t not in current.tokens]
-    if new:
-        watch = current.watch
-        current.tokens.update(watch.before_query(watch._read_more(new)))
+    reads = dependencies.learn(structure, compiled)
+    current.read_tables.update(reads.tables)
+    current.volatile = current.volatile or reads.volatile
