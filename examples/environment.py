@@ -26,34 +26,10 @@ from caching_query import install, query_callable
 from caching_query.local_session import ScopedSessionNamespace
 
 from . import fixture_data
+from .regions import shared_region
 
 HERE = Path(__file__).resolve().parent
-CACHE_DIR = Path(os.environ.get("CACHE_DIR", HERE / ".cache"))
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{HERE / 'examples.db'}")
-
-
-def shared_region(backend: str, url: str | None) -> dict[str, Any]:
-    """The Beaker configuration of the ``default`` region for ``backend``."""
-    if backend == "memory":
-        return {"type": "memory", "expire": 3600}
-    if backend == "file":
-        return {
-            "type": "file",
-            "data_dir": str(CACHE_DIR / "data"),
-            "lock_dir": str(CACHE_DIR / "lock"),
-            "expire": 3600,
-        }
-    if backend == "memcached":
-        return {
-            "type": "ext:memcached",
-            "url": url or "127.0.0.1:11211",
-            "memcache_module": "bmemcached",
-            "lock_dir": str(CACHE_DIR / "lock"),
-            "expire": 3600,
-        }
-    if backend == "redis":
-        return {"type": "ext:redis", "url": url or "redis://127.0.0.1:6379/0", "expire": 3600}
-    raise SystemExit(f"CACHE_BACKEND must be memory, file, memcached or redis, not {backend!r}")
 
 
 engine = create_engine(DATABASE_URL)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
 from caching_query import CachingQuery, health
+from caching_query.invalidation import publish
 from examples import fixture_data
 
 pytest_plugins = ["tests.servers"]
@@ -202,6 +203,7 @@ def cache_manager(region_config: dict[str, Any]) -> Iterator[CacheManager]:
     health.reset()
     manager = CacheManager(cache_regions={"default": dict(region_config)})
     yield manager
+    publish.forget()
     health.reset()
     beaker.cache.cache_regions.clear()
     beaker.cache.cache_regions.update(saved)
