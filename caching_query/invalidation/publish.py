@@ -123,22 +123,23 @@ def publish(tables: Iterable[str]) -> list[tuple[str, str]]:
 
 def _publish_to(backend: tuple[str, str], cache: Cache, tables: set[str]) -> bool:
     with _lock:
-        missed = _unpublished.pop(backend, None)
-    if missed is not None:
-        tables = tables | missed[1]
-    try:
-        versions.write(cache, versions.new_tokens(tables))
-    except Exception as error:
-        health.failed(cache, error)
-        with _lock:
-            previous = _unpublished.get(backend)
-            if previous is not None:
-                tables |= previous[1]
-            _unpublished[backend] = (cache, set(tables))
-        _schedule_retry()
-        return False
-    health.succeeded(cache)
-    return True
+        owed = _unpublished.pop(backend, None)
+    if owed is not None:
+        tables = tables | owed[1]
+    if health.available(cache):
+        try:
+            versions.write(cache, versions.new_tokens(tables))
+        except Exception as error:
+            health.failed(cache, error)
+        else:
+            health.succeeded(cache)
+            return True
+    # down: owe it the tables, and retry in the background
+    with _lock:
+        owed = _unpublished.get(backend)
+        _unpublished[backend] = (cache, tables | owed[1] if owed is not None else set(tables))
+    _schedule_retry()
+    return False
 
 
 def is_current(cache: Cache) -> bool:
