@@ -142,6 +142,12 @@ def _publish_to(backend: tuple[str, str], cache: Cache, tables: set[str]) -> boo
     return False
 
 
+def owed() -> list[tuple[str, str]]:
+    """The backends this process still owes a publication."""
+    with _lock:
+        return list(_unpublished)
+
+
 def is_current(cache: Cache) -> bool:
     """False while this process owes ``cache``'s backend a publication."""
     return not _unpublished or health.backend_of(cache) not in _unpublished

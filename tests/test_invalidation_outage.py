@@ -1,0 +1,95 @@
+"""A commit while the cache server is unreachable.
+
+Redis is frozen (SIGSTOP: it keeps its data, the stale entry included, and
+answers nothing) while another session commits a write. The commit
+succeeds; this process, knowing it could not announce the write, reads
+nothing from that server until the retry has published it, and never
+returns the old rows, neither during the outage nor once the server
+answers again with the old entry and the old versions still in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from beaker.cache import CacheManager
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+import caching_query
+from caching_query import FromCache, health
+from caching_query.invalidation import publish
+from examples import blog
+from examples.blog import User
+from tests.conftest import SQLCounter
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def blog_engine(tmp_path: Path) -> Any:
+    engine = create_engine(f"sqlite:///{tmp_path / 'blog.db'}")
+    blog.Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        blog.seed(session)
+    yield engine
+    engine.dispose()
+
+
+def name_of_2(factory: sessionmaker[Session]) -> str:
+    with factory() as session:
+        query = select(User.name).where(User.id == 2).options(FromCache("default", "outage"))
+        return session.scalars(query).one()
+
+
+def test_commit_while_redis_is_frozen(redis_server, blog_engine, monkeypatch, caplog):
+    if not redis_server.alive():
+        redis_server.start()
+    redis.Redis.from_url(redis_server.url).flushdb()
+    monkeypatch.setattr(health, "retry_seconds", 0.5)
+    health.reset()
+    url = f"{redis_server.url}?socket_timeout=0.5&socket_connect_timeout=0.5"
+    manager = CacheManager(cache_regions={"default": {"type": "ext:redis", "url": url}})
+    Reader = sessionmaker(bind=blog_engine)  # noqa: N806
+    caching_query.auto_invalidate(Reader, manager)
+    sql = SQLCounter(blog_engine)
+    try:
+        assert name_of_2(Reader) == "bob"
+        with sql.expect(0):
+            assert name_of_2(Reader) == "bob"
+
+        pid = redis_server._proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with caplog.at_level(logging.WARNING, logger="caching_query"):
+                with Session(blog_engine) as writer:
+                    writer.get(User, 2).name = "robert"
+                    writer.commit()  # succeeds: the database committed
+            assert "unavailable" in caplog.text
+            assert publish.owed()
+            for _ in range(2):
+                with sql.expect(1):  # the cache is not read: its versions are stale
+                    assert name_of_2(Reader) == "robert"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+        deadline = time.monotonic() + 20
+        while publish.owed() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not publish.owed(), "the retry never published the write"
+        time.sleep(0.6)  # past the health wait, so that the cache is read again
+        with sql.expect(1):  # the old entry is there, and is not served
+            assert name_of_2(Reader) == "robert"
+        with sql.expect(0):
+            assert name_of_2(Reader) == "robert"
+    finally:
+        sql.close()
+        publish.forget()
+        health.reset()
