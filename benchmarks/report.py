@@ -172,6 +172,43 @@ def render(results: dict[str, Any]) -> str:
         f"protocol {e['pickle_protocol']}); the same rows as bare (id, name) tuples: "
         f"{e['bare_tuples_bytes']:,} bytes",
     ]
+    a = results.get("auto_invalidation")
+    if a:
+        rows = [
+            [
+                h["backend"],
+                str(h["rows"]),
+                _us(h["without"]["median_us"]),
+                _us(h["with_versions"]["median_us"]),
+                f"{h['ratio']:.3f}",
+            ]
+            for h in a["hits"]
+        ]
+        parts += [
+            "",
+            "7. Automatic invalidation: a select() hit with its tables' versions checked",
+            _table(["backend", "rows", "without", "with versions", "with/without"], rows),
+        ]
+        if a["redis_commands_per_hit"]:
+            r = a["redis_commands_per_hit"]
+            parts.append(
+                f"Redis commands per hit (counted by the server): {r['without']} without, "
+                f"{r['with_versions']} with versions"
+            )
+        c = a["commit"]
+        parts.append(
+            f"Committing a one-row ORM update: {_us(c['without']['median_us'])} µs without, "
+            f"{_us(c['with_invalidation']['median_us'])} µs with invalidation on "
+            f"({c['ratio']:.2f}x)"
+        )
+        rows = [
+            [name.split(":")[0], name.split(":")[1], _us(stats["median_us"])]
+            for name, stats in a["publish_us"].items()
+        ]
+        parts += [
+            "Publishing a commit's table versions, one backend:",
+            _table(["backend", "tables", "median µs"], rows),
+        ]
     parts += ["", f"total run time {results['meta']['duration_seconds']:.1f} s"]
     return "\n".join(parts)
 

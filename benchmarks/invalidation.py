@@ -1,0 +1,139 @@
+"""Measurement 7: what automatic invalidation costs.
+
+* a hit with versions checked against the same hit without (one-row and
+  100-row ``select()`` hits, fresh session per call), on every backend;
+* backend round trips per hit, counted by Redis itself
+  (``INFO commandstats``: commands the server processed during N hits);
+* what a commit pays: a one-row ORM update committed, without and with
+  invalidation on, and the publication alone for 1, 5 and 20 tables.
+
+Runs last: once automatic invalidation is on, every engine of the process
+reports its writes, and the other figures must not include that.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import redis
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+import caching_query
+from caching_query import regions
+from caching_query.invalidation import versions
+from examples.model import Person
+
+from .environment import Bench
+from .timing import Stats, measure
+
+ROWS = (1, 100)
+TABLE_COUNTS = (1, 5, 20)
+ROUND_TRIP_HITS = 200
+
+
+class AutoSession(Session):
+    """Sessions with automatic invalidation on (the comparison's other side)."""
+
+
+def _query(rows: int, backend: str, namespace: str) -> Any:
+    return (
+        select(Person)
+        .where(Person.id <= rows)
+        .order_by(Person.id)
+        .options(caching_query.FromCache(backend, namespace))
+    )
+
+
+def _hit(
+    bench: Bench, factory: sessionmaker[Any], backend: str, rows: int, namespace: str
+) -> Stats:
+    def call(session: Session) -> Any:
+        return session.scalars(_query(rows, backend, namespace)).all()
+
+    with factory() as session:
+        call(session)
+    return measure(call, bench.plan, factory, Session.close)
+
+
+def _commit(bench: Bench) -> Stats:
+    counter = iter(range(10**9))
+
+    def call(session: Session) -> None:
+        session.execute(update(Person).where(Person.id == 1).values(name=f"p{next(counter)}"))
+        session.commit()
+
+    return measure(call, bench.plan, bench.plain, Session.close)
+
+
+def _redis_commands(url: str, hit: Any) -> float:
+    client = redis.Redis.from_url(url)
+    try:
+        before = client.info("stats")["total_commands_processed"]
+        for _ in range(ROUND_TRIP_HITS):
+            hit()
+        after = client.info("stats")["total_commands_processed"]
+    finally:
+        client.close()
+    return (after - before - 1) / ROUND_TRIP_HITS  # the first INFO counts too
+
+
+def run(bench: Bench, backends: list[str]) -> dict[str, Any]:
+    commit_plain = _commit(bench)
+    auto = sessionmaker(bind=bench.engine, class_=AutoSession)
+    caching_query.auto_invalidate(auto, bench.manager)
+    hits = []
+    for backend in backends:
+        for rows in ROWS:
+            without = _hit(bench, bench.cached, backend, rows, f"inv.off.{rows}")
+            with_versions = _hit(bench, auto, backend, rows, f"inv.on.{rows}")
+            hits.append(
+                {
+                    "backend": backend,
+                    "rows": rows,
+                    "without": without.as_dict(),
+                    "with_versions": with_versions.as_dict(),
+                    "ratio": round(with_versions.median_us / without.median_us, 4),
+                }
+            )
+            print(
+                f"  {backend:9} {rows:4} rows  with/without versions {hits[-1]['ratio']:.3f}",
+                file=sys.stderr,
+            )
+    round_trips: dict[str, float] = {}
+    redis_region = bench.manager.regions.get("redis")
+    if redis_region is not None:
+        for label, factory, namespace in (
+            ("without", bench.cached, "inv.off.1"),
+            ("with_versions", auto, "inv.on.1"),
+        ):
+
+            def hit(factory: Any = factory, namespace: str = namespace) -> None:
+                with factory() as session:
+                    session.scalars(_query(1, "redis", namespace)).all()
+
+            round_trips[label] = round(_redis_commands(redis_region["url"], hit), 3)
+    commit_auto = _commit(bench)
+    publications = {}
+    for backend in backends:
+        cache = regions.get_cache(backend, versions.VERSIONS_NAMESPACE, bench.manager)
+        for count in TABLE_COUNTS:
+            tables = {f"bench_table_{i}" for i in range(count)}
+            stats = measure(
+                lambda _, cache=cache, tables=tables: versions.write(
+                    cache, versions.new_tokens(tables)
+                ),
+                bench.plan,
+            )
+            publications[f"{backend}:{count}"] = stats.as_dict()
+    return {
+        "hits": hits,
+        "redis_commands_per_hit": round_trips,
+        "commit": {
+            "without": commit_plain.as_dict(),
+            "with_invalidation": commit_auto.as_dict(),
+            "ratio": round(commit_auto.median_us / commit_plain.median_us, 4),
+        },
+        "publish_us": publications,
+    }
