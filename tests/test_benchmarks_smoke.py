@@ -34,7 +34,15 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
         "caching_query_overhead",
         "concurrency",
         "entry_size",
+        "auto_invalidation",
     }
     assert {"python", "sqlalchemy", "beaker", "cpu_count", "date"} <= set(results["meta"])
     assert {r["backend"] for r in results["query_cache"]} == {"memory"}
     assert [f["api"] for f in results["hit_floor"]] == ["legacy", "2.0"]
+    invalidation = results["auto_invalidation"]
+    assert [(h["backend"], h["rows"]) for h in invalidation["hits"]] == [
+        ("memory", 1),
+        ("memory", 100),
+    ]
+    assert set(invalidation["publish_us"]) == {"memory:1", "memory:5", "memory:20"}
+    assert invalidation["commit"]["ratio"] > 0
