@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ["helloworld", "local_session_caching", "relationship_caching", "advanced"]
+EXAMPLES = [
+    "helloworld",
+    "local_session_caching",
+    "relationship_caching",
+    "advanced",
+    "auto_invalidation",
+]
 
 
 def run_example(name: str, tmp_path: Path, **env: str) -> str:
