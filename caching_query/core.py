@@ -230,14 +230,15 @@ def execute_cached(
     if settings is not None and settings.covers(option):
         if not local and not publish.is_current(cache):
             return None  # this process failed to announce a write there
-        watch = _watch_for(state, option, manager, local, settings.cache_all is not None)
+        strict = settings.cache_all is not None
+        watch = _watch_for(state.statement, option, manager, local, strict)
     if local:
         return _execute_local(state, cache, key, option.expire, watch)
     return _execute_shared(state, cache, key, option.expire, watch)
 
 
 def _watch_for(
-    state: ORMExecuteState,
+    statement: Executable,
     option: CacheOption,
     manager: CacheManager | None,
     local: bool,
@@ -246,14 +247,27 @@ def _watch_for(
     if local:
         # A session's own cache: any write of this process makes it a miss
         return versions.Watch(None, None, frozenset({EVERYTHING, ANY_TABLE}))
-    cache_key = _sa_internals.statement_cache_key(state.statement)
+    cache_key = _sa_internals.statement_cache_key(statement)
     if cache_key is None:  # an explicit key on a statement SQLAlchemy cannot key
         structure, tables = None, frozenset({EVERYTHING, ANY_TABLE})
     else:
         structure = cache_key.key
-        tables = dependencies.reads_for(state.statement, structure).tables | {ANY_TABLE}
+        tables = dependencies.reads_for(statement, structure).tables | {ANY_TABLE}
     versions_cache = regions.get_cache(option.region, versions.VERSIONS_NAMESPACE, manager)
     return versions.Watch(versions_cache, structure, tables, strict)
+
+
+def watch_for(
+    session: Session, statement: Executable, option: CacheOption, cache: Cache
+) -> versions.Watch | None:
+    """What entries of ``statement`` are checked against, where ``session``
+    invalidates automatically; None where it does not."""
+    settings = switch.settings_for(session)
+    if settings is None or not settings.covers(option):
+        return None
+    manager = option.cache_manager or _default_manager(session)
+    local = regions.is_session_local(cache)
+    return _watch_for(statement, option, manager, local, settings.cache_all is not None)
 
 
 _warned_hooks: set[tuple[str, ...]] = set()
@@ -402,6 +416,7 @@ __all__ = [
     "execute_cached",
     "key_for",
     "cache_and_key",
+    "watch_for",
     "invalidate",
     "clear",
     "replay",

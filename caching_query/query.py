@@ -109,12 +109,13 @@ class CachingQuery(Query[_T]):
         """
         cache, key = self.cache_and_key()
         local = regions.is_session_local(cache)
-        entry = store.read(cache, key)
+        watch = self._watch(cache)
+        entry = store.read(cache, key, watch)
         if entry is None:
             if createfunc is None:
                 raise KeyError(key)
             entry = self._entry_for(createfunc(), local)
-            store.write(cache, key, entry, self.cache_option().expire)
+            store.write(cache, key, entry, self.cache_option().expire, watch=watch)
         if entry.kind == OBJECTS:
             if merge:
                 return _sa_internals.query_rows(objects.replay(self.session, entry, local))
@@ -130,7 +131,12 @@ class CachingQuery(Query[_T]):
         """Store ``value`` (shaped like ``all()``) as this query's entry."""
         cache, key = self.cache_and_key()
         entry = self._entry_for(value, regions.is_session_local(cache))
-        store.write(cache, key, entry, self.cache_option().expire)
+        store.write(cache, key, entry, self.cache_option().expire, watch=self._watch(cache))
+
+    def _watch(self, cache: Cache) -> Any:
+        # with automatic invalidation on, what the entry is checked against
+        statement, _ = _sa_internals.query_execution_parts(self)
+        return core.watch_for(self.session, statement, self.cache_option(), cache)
 
     def _entry_for(self, value: Sequence[Any], local: bool) -> Any:
         descriptions = self.column_descriptions

@@ -254,10 +254,18 @@ def write(
     entry: CacheEntry,
     expire: int | None = None,
     generation: Any = None,
+    watch: Watch | None = None,
 ) -> None:
-    """Store ``entry`` under ``key``; BackendFailure if the backend did not."""
+    """Store ``entry`` under ``key``; BackendFailure if the backend did not.
+
+    With a ``watch``, ``entry`` (made by the caller, at a time this cannot
+    know) records its tables' current versions and ``ANY_TABLE``'s: any
+    committed write makes it a miss.
+    """
     expire = _expire_for(cache, expire)
     try:
+        if watch is not None:
+            entry.meta[versions.TABLES] = watch.before_query(watch.current())
         entry.meta["generation"] = (
             generation if generation is not None else _current_generation(cache)
         )

@@ -225,3 +225,20 @@ def test_entry_without_versions_is_not_trusted(db, Reader, cache_manager, counte
         session.scalars(cached(select(User).where(User.name.like("bob%")))).all()
     assert run(Reader, counter, users_named_bob)[1] == 1
     assert run(Reader, counter, users_named_bob)[1] == 0
+
+
+def test_set_value_and_get_value_respect_versions(Reader, Writer, db, counter):
+    """An entry handed over with set_value() is invalidated by any later commit."""
+    with Reader(query_cls=caching_query.CachingQuery) as session:
+        query = session.query(User).filter(User.id == 2).options(FromCache(REGION, "handmade"))
+        query.set_value([session.get(User, 2)])
+        assert [u.name for u in query.get_value()] == ["bob"]
+    _session_write(lambda s: s.add(Tag(name="any write")))(Writer, db)
+    with Reader(query_cls=caching_query.CachingQuery) as session:
+        query = session.query(User).filter(User.id == 2).options(FromCache(REGION, "handmade"))
+        with pytest.raises(KeyError):
+            query.get_value()
+        with counter.expect(1):
+            assert [u.name for u in query.all()] == ["bob"]
+        with counter.expect(0):
+            assert [u.name for u in query.get_value()] == ["bob"]
