@@ -59,12 +59,6 @@ _private_classes: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDiction
 
 
 def install(target: SessionTarget, cache_manager: CacheManager | None = None) -> None:
-    _install(target, cache_manager)
-
-
-def _install(
-    target: SessionTarget, cache_manager: CacheManager | None = None
-) -> tuple[Any, CacheManager | None]:
     """Let sessions made by ``target`` serve cache options.
 
     ``target`` is a ``sessionmaker``, ``scoped_session``, ``Session``
@@ -75,6 +69,13 @@ def _install(
     regions. Calling it again moves the hook behind ``do_orm_execute``
     hooks registered since.
     """
+    _install(target, cache_manager)
+
+
+def _install(
+    target: SessionTarget, cache_manager: CacheManager | None = None
+) -> tuple[Any, CacheManager | None]:
+    """``install()``; returns the object hooked and the manager resolved for it."""
     if isinstance(target, scoped_session):
         target = target.session_factory
     if isinstance(target, sessionmaker):
@@ -226,25 +227,23 @@ def execute_cached(
     if not local and (writes.has_unpublished_changes(session) or _later_hooks_run(state)):
         return None
     key = key_for(option, state.statement, state.parameters, load_options)
-    watch = None
-    if settings is not None and settings.covers(option):
-        if not local and not publish.is_current(cache):
-            return None  # this process failed to announce a write there
-        strict = settings.cache_all is not None
-        watch = _watch_for(state.statement, option, manager, local, strict)
+    watch = _watch(settings, state.statement, option, manager, cache)
     if local:
         return _execute_local(state, cache, key, option.expire, watch)
     return _execute_shared(state, cache, key, option.expire, watch)
 
 
-def _watch_for(
+def _watch(
+    settings: switch.Settings | None,
     statement: Executable,
     option: CacheOption,
     manager: CacheManager | None,
-    local: bool,
-    strict: bool,
-) -> versions.Watch:
-    if local:
+    cache: Cache,
+) -> versions.Watch | None:
+    """What an entry of ``statement`` is checked against; None: explicit invalidation only."""
+    if settings is None or not settings.covers(option):
+        return None
+    if regions.is_session_local(cache):
         # A session's own cache: any write of this process makes it a miss
         return versions.Watch(None, None, frozenset({EVERYTHING, ANY_TABLE}))
     cache_key = _sa_internals.statement_cache_key(statement)
@@ -253,21 +252,22 @@ def _watch_for(
     else:
         structure = cache_key.key
         tables = dependencies.reads_for(statement, structure).tables | {ANY_TABLE}
-    versions_cache = regions.get_cache(option.region, versions.VERSIONS_NAMESPACE, manager)
-    return versions.Watch(versions_cache, structure, tables, strict)
+    return versions.Watch(
+        regions.get_cache(option.region, versions.VERSIONS_NAMESPACE, manager),
+        structure,
+        tables,
+        strict=settings.cache_all is not None,
+        # this process failed to announce a write there: versions are stale
+        usable=publish.is_current(cache),
+    )
 
 
 def watch_for(
     session: Session, statement: Executable, option: CacheOption, cache: Cache
 ) -> versions.Watch | None:
-    """What entries of ``statement`` are checked against, where ``session``
-    invalidates automatically; None where it does not."""
-    settings = switch.settings_for(session)
-    if settings is None or not settings.covers(option):
-        return None
+    """``_watch`` for a statement of ``session`` outside an execution (``get_value()``)."""
     manager = option.cache_manager or _default_manager(session)
-    local = regions.is_session_local(cache)
-    return _watch_for(statement, option, manager, local, settings.cache_all is not None)
+    return _watch(switch.settings_for(session), statement, option, manager, cache)
 
 
 _warned_hooks: set[tuple[str, ...]] = set()

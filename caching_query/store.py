@@ -228,6 +228,8 @@ def _lookup(
 
 def read(cache: Cache, key: str, watch: Watch | None = None) -> CacheEntry | None:
     """The live entry under ``key``, or None; one backend round trip."""
+    if watch is not None and not watch.usable:
+        return None
     return _lookup(cache, key, watch)[1]
 
 
@@ -262,6 +264,8 @@ def write(
     know) records its tables' current versions and ``ANY_TABLE``'s: any
     committed write makes it a miss.
     """
+    if watch is not None and not watch.usable:
+        return
     expire = _expire_for(cache, expire)
     try:
         if watch is not None:
@@ -322,7 +326,7 @@ def get_or_create(
     served only while its tables are unchanged, and a new one records
     their versions as read before ``create()`` ran.
     """
-    if not health.available(cache):
+    if not health.available(cache) or (watch is not None and not watch.usable):
         return create()
     try:
         _, entry, _ = _lookup(cache, key, watch)
@@ -360,6 +364,8 @@ def create_and_store(
     current: Tokens | None = None,
 ) -> CacheEntry:
     """Run ``create()`` and store its entry, with the versions it was made under."""
+    if watch is not None and not watch.usable:
+        return create()
     if watch is None:
         entry = create()
         with contextlib.suppress(BackendFailure):

@@ -93,15 +93,21 @@ class Watch:
     entry it stores.
     """
 
-    __slots__ = ("versions", "structure", "tables", "strict")
+    __slots__ = ("versions", "structure", "tables", "strict", "usable")
 
     def __init__(
-        self, versions: Cache | None, structure: Any, tables: frozenset[str], strict: bool = False
+        self,
+        versions: Cache | None,
+        structure: Any,
+        tables: frozenset[str],
+        strict: bool = False,
+        usable: bool = True,
     ) -> None:
         self.versions = versions  # None: session-local counters
         self.structure = structure
         self.tables = tables
         self.strict = strict  # "cache every query": never store what reads the clock
+        self.usable = usable  # False: the versions are known to be stale
 
     @property
     def namespace(self) -> Any:
