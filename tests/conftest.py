@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +32,7 @@ from sqlalchemy.orm import sessionmaker
 
 from caching_query import CachingQuery, health
 from caching_query.invalidation import publish
-from examples import fixture_data
+from examples import blog, fixture_data
 
 pytest_plugins = ["tests.servers"]
 
@@ -84,6 +85,31 @@ def writable_engine(tmp_path: Any) -> Iterator[Engine]:
     """A private copy of the fixture database, for tests that write."""
     engine = create_engine(f"sqlite:///{tmp_path / 'rw.db'}")
     fixture_data.install(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def blog_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The blog (examples/blog.py) with its seed data, in a SQLite file in WAL mode."""
+    path = tmp_path_factory.mktemp("blog") / "seed.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        # readers do not block writers: tests hold a reader mid-query
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+    blog.Base.metadata.create_all(engine)
+    with OrmSession(engine) as session:
+        blog.seed(session)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def blog_engine(blog_template: Path, tmp_path: Path) -> Iterator[Engine]:
+    """A private copy of the seeded blog, for tests that write."""
+    path = tmp_path / "blog.db"
+    shutil.copy(blog_template, path)
+    engine = create_engine(f"sqlite:///{path}")
     yield engine
     engine.dispose()
 

@@ -9,16 +9,13 @@ for every run, so only the cache can carry a result from one to the next.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from beaker.cache import CacheManager
 from sqlalchemy import (
     Engine,
-    create_engine,
     select,
     update,
 )
@@ -27,7 +24,6 @@ from sqlalchemy.orm import Session, sessionmaker
 import caching_query
 from caching_query import FromCache, store
 from caching_query.invalidation import versions
-from examples import blog
 from examples.blog import Tag, User
 from tests.conftest import SQLCounter
 from tests.write_cases import (
@@ -42,24 +38,9 @@ from tests.write_cases import (
 )
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("blog") / "seed.db"
-    engine = create_engine(f"sqlite:///{path}")
-    blog.Base.metadata.create_all(engine)
-    with Session(engine) as session:
-        blog.seed(session)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-def db(seeded: Path, tmp_path: Path) -> Iterator[Engine]:
-    path = tmp_path / "blog.db"
-    shutil.copy(seeded, path)
-    engine = create_engine(f"sqlite:///{path}")
-    yield engine
-    engine.dispose()
+def db(blog_engine: Engine) -> Engine:
+    return blog_engine
 
 
 @pytest.fixture

@@ -8,17 +8,15 @@ not cache sends one every time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from beaker.cache import CacheManager
-from sqlalchemy import Engine, create_engine, func, literal, select, text
+from sqlalchemy import Engine, func, literal, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import caching_query
 from caching_query import FromCache, NoCache
-from examples import blog
 from examples.blog import Post, User
 from tests.conftest import SQLCounter
 
@@ -29,13 +27,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'blog.db'}")
-    blog.Base.metadata.create_all(engine)
-    with Session(engine) as session:
-        blog.seed(session)
-    yield engine
-    engine.dispose()
+def db(blog_engine: Engine) -> Engine:
+    return blog_engine
 
 
 @pytest.fixture

@@ -60,16 +60,26 @@ def worker_env(
         server.start()
     flush(request.param, server.url)
     writable_engine.dispose()  # the workers open the file themselves
+    return worker_environment(
+        request.param,
+        server.url,
+        tmp_path / "cache",
+        writable_engine.url.render_as_string(hide_password=False),
+    )
+
+
+def worker_environment(backend: str, url: str, cache_dir: Path, database: str) -> dict[str, str]:
+    """This process's environment, with the cache and database a worker process uses."""
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in ("PYTHONHASHSEED", "CACHE_BACKEND", "CACHE_URL", "CACHE_DIR", "DATABASE_URL")
     }
     env.update(
-        CACHE_BACKEND=request.param,
-        CACHE_URL=server.url,
-        CACHE_DIR=str(tmp_path / "cache"),
-        DATABASE_URL=writable_engine.url.render_as_string(hide_password=False),
+        CACHE_BACKEND=backend,
+        CACHE_URL=url,
+        CACHE_DIR=str(cache_dir),
+        DATABASE_URL=database,
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
     return env

@@ -19,7 +19,6 @@ database is a SQLite file for every backend, and PostgreSQL with Redis.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from caching_query import store
 from caching_query.invalidation import versions
 from examples import blog
 from examples.regions import shared_region
-from tests.test_cross_process import flush
+from tests.test_cross_process import flush, worker_environment
 from tests.write_cases import CASES
 
 pytestmark = pytest.mark.server
@@ -160,18 +159,7 @@ def setting(
 
 @pytest.fixture(scope="module")
 def workers(setting: Setting) -> Iterator[tuple[Worker, Worker]]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("PYTHONHASHSEED", "CACHE_BACKEND", "CACHE_URL", "CACHE_DIR", "DATABASE_URL")
-    }
-    env.update(
-        CACHE_BACKEND=setting.kind,
-        CACHE_URL=setting.url,
-        CACHE_DIR=str(setting.cache_dir),
-        DATABASE_URL=setting.database,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    )
+    env = worker_environment(setting.kind, setting.url, setting.cache_dir, setting.database)
     reader, writer = Worker(env, 1), Worker(env, 2)
     yield reader, writer
     reader.close()

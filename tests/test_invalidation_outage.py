@@ -14,33 +14,20 @@ import logging
 import os
 import signal
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 from beaker.cache import CacheManager
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import caching_query
 from caching_query import FromCache, health
 from caching_query.invalidation import publish
-from examples import blog
 from examples.blog import User
 from tests.conftest import SQLCounter
 
 pytestmark = pytest.mark.server
-
-
-@pytest.fixture
-def blog_engine(tmp_path: Path) -> Any:
-    engine = create_engine(f"sqlite:///{tmp_path / 'blog.db'}")
-    blog.Base.metadata.create_all(engine)
-    with Session(engine) as session:
-        blog.seed(session)
-    yield engine
-    engine.dispose()
 
 
 def name_of_2(factory: sessionmaker[Session]) -> str:

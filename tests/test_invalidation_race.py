@@ -3,8 +3,8 @@ its result is stored after the writer announced the commit.
 
 Driven deterministically with two threads: the reader is held right after
 its SELECT ran (before it reads or stores anything more) until the writer
-has committed. The database is in WAL mode, so the reader's open cursor
-does not block the writer. The entry it then
+has committed. The blog database is in WAL mode (see ``blog_template``),
+so the reader's open cursor does not block the writer. The entry it then
 stores recorded the versions read before its query, so it is never served:
 the next read is a miss with the committed rows.
 """
@@ -12,30 +12,15 @@ the next read is a miss with the committed rows.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
-import pytest
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import caching_query
 from caching_query import FromCache
-from examples import blog
 from examples.blog import User
 from tests.conftest import SQLCounter
-
-
-@pytest.fixture
-def blog_engine(tmp_path: Path) -> Any:
-    engine = create_engine(f"sqlite:///{tmp_path / 'blog.db'}")
-    with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
-    blog.Base.metadata.create_all(engine)
-    with Session(engine) as session:
-        blog.seed(session)
-    yield engine
-    engine.dispose()
 
 
 def bob(session: Session) -> str:
