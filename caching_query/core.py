@@ -37,9 +37,7 @@ from sqlalchemy.sql import Executable
 from . import _sa_internals, every_query, health, keys, objects, regions, rows, store, writes
 from .entry import ROWS, CacheEntry
 from .exc import CacheOptionError, CachingQueryError
-from .invalidation import dependencies, publish, switch, versions
-from .invalidation.dependencies import ANY_TABLE
-from .invalidation.statements import EVERYTHING
+from .invalidation import switch, versions
 from .options import CacheOption, FromCache, RelationshipCache, single_from_cache
 
 # Set on the inner execution of a miss, so that no cache hook (this one,
@@ -227,47 +225,18 @@ def execute_cached(
     if not local and (writes.has_unpublished_changes(session) or _later_hooks_run(state)):
         return None
     key = key_for(option, state.statement, state.parameters, load_options)
-    watch = _watch(settings, state.statement, option, manager, cache)
+    watch = switch.watch(settings, state.statement, option, manager, cache)
     if local:
         return _execute_local(state, cache, key, option.expire, watch)
     return _execute_shared(state, cache, key, option.expire, watch)
 
 
-def _watch(
-    settings: switch.Settings | None,
-    statement: Executable,
-    option: CacheOption,
-    manager: CacheManager | None,
-    cache: Cache,
-) -> versions.Watch | None:
-    """What an entry of ``statement`` is checked against; None: explicit invalidation only."""
-    if settings is None or not settings.covers(option):
-        return None
-    if regions.is_session_local(cache):
-        # A session's own cache: any write of this process makes it a miss
-        return versions.Watch(None, None, frozenset({EVERYTHING, ANY_TABLE}))
-    cache_key = _sa_internals.statement_cache_key(statement)
-    if cache_key is None:  # an explicit key on a statement SQLAlchemy cannot key
-        structure, tables = None, frozenset({EVERYTHING, ANY_TABLE})
-    else:
-        structure = cache_key.key
-        tables = dependencies.reads_for(statement, structure).tables | {ANY_TABLE}
-    return versions.Watch(
-        regions.get_cache(option.region, versions.VERSIONS_NAMESPACE, manager),
-        structure,
-        tables,
-        strict=settings.cache_all is not None,
-        # this process failed to announce a write there: versions are stale
-        usable=publish.is_current(cache),
-    )
-
-
 def watch_for(
     session: Session, statement: Executable, option: CacheOption, cache: Cache
 ) -> versions.Watch | None:
-    """``_watch`` for a statement of ``session`` outside an execution (``get_value()``)."""
+    """``switch.watch`` for a statement of ``session`` outside an execution (``get_value()``)."""
     manager = option.cache_manager or _default_manager(session)
-    return _watch(switch.settings_for(session), statement, option, manager, cache)
+    return switch.watch(switch.settings_for(session), statement, option, manager, cache)
 
 
 _warned_hooks: set[tuple[str, ...]] = set()

@@ -1,4 +1,4 @@
-"""Which sessions invalidate automatically, and what they leave out.
+"""Which sessions invalidate automatically, and what their entries are checked against.
 
 Set by ``auto_invalidate()`` / ``cache_all()`` on a session factory (the
 same targets ``install()`` takes) and read by the hook on every cached
@@ -12,10 +12,17 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from beaker.cache import Cache, CacheManager
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
+
+from .. import _sa_internals, regions
+from . import dependencies, publish, versions
+from .dependencies import ANY_TABLE
+from .statements import EVERYTHING
 
 if TYPE_CHECKING:
-    from ..options import FromCache
+    from ..options import CacheOption, FromCache
 
 
 @dataclass(frozen=True)
@@ -50,3 +57,32 @@ def settings_for(session: Session) -> Settings | None:
 
 def switch_off(target: Any) -> None:
     _settings.pop(target, None)
+
+
+def watch(
+    settings: Settings | None,
+    statement: Executable,
+    option: CacheOption,
+    manager: CacheManager | None,
+    cache: Cache,
+) -> versions.Watch | None:
+    """What an entry of ``statement`` is checked against; None: explicit invalidation only."""
+    if settings is None or not settings.covers(option):
+        return None
+    if regions.is_session_local(cache):
+        # A session's own cache: any write of this process makes it a miss
+        return versions.Watch(None, None, frozenset({EVERYTHING, ANY_TABLE}))
+    cache_key = _sa_internals.statement_cache_key(statement)
+    if cache_key is None:  # an explicit key on a statement SQLAlchemy cannot key
+        structure, tables = None, frozenset({EVERYTHING, ANY_TABLE})
+    else:
+        structure = cache_key.key
+        tables = dependencies.reads_for(statement, structure).tables | {ANY_TABLE}
+    return versions.Watch(
+        regions.get_cache(option.region, versions.VERSIONS_NAMESPACE, manager),
+        structure,
+        tables,
+        strict=settings.cache_all is not None,
+        # this process failed to announce a write there: versions are stale
+        usable=publish.is_current(cache),
+    )
