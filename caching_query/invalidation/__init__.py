@@ -7,7 +7,8 @@ The parts, one concept each:
   were committed;
 * ``versions`` -- where table versions live, and the check an entry passes;
 * ``publish`` -- where a committed write is announced, and outages;
-* ``switch`` -- which session factories have it on.
+* ``switch`` -- which session factories have it on, and what their entries
+  are checked against.
 """
 
 from __future__ import annotations
