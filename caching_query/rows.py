@@ -161,6 +161,7 @@ def _capture(
     """Run the statement; return its stored rows (None: not storable as rows)."""
     session = state.session
     connection = session.connection(bind_arguments=state.bind_arguments)
+    versions.note_running(connection)
     cursor = connection.execute(
         state.statement, state.parameters or {}, execution_options=state.execution_options
     )

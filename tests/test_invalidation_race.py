@@ -14,11 +14,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sqlalchemy import event, select
+import pytest
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 import caching_query
 from caching_query import FromCache
+from examples import blog
 from examples.blog import User
 from tests.conftest import SQLCounter
 
@@ -99,3 +102,32 @@ def test_commit_between_versions_and_query_only_costs_a_miss(
         assert bob(session) == "robert"
     assert sql.count == 1
     sql.close()
+
+
+@pytest.mark.server
+def test_repeatable_read_snapshot_is_not_stored(postgres_server, cache_manager):
+    """Under REPEATABLE READ a transaction reads the snapshot of its first
+    statement: a miss after that may read rows older than the versions it
+    took, so its result is served to that transaction but not stored."""
+    engine = create_engine(postgres_server.url, poolclass=NullPool)
+    blog.Base.metadata.drop_all(engine)
+    blog.Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        blog.seed(session)
+    snapshots = engine.execution_options(isolation_level="REPEATABLE READ")
+    Reader = sessionmaker(bind=snapshots)  # noqa: N806
+    caching_query.auto_invalidate(Reader)
+    with Reader() as session:
+        session.execute(select(User.id)).all()  # the snapshot is taken here
+        with Session(engine) as writer:
+            writer.get(User, 2).name = "robert"
+            writer.commit()
+        assert bob(session) == "bob"  # what this transaction's snapshot holds
+    sql = SQLCounter(engine)
+    with Reader() as session:
+        assert bob(session) == "robert"
+    with Reader() as session:
+        assert bob(session) == "robert"
+    assert sql.count == 1  # a miss first: the snapshot's rows were not stored
+    sql.close()
+    engine.dispose()

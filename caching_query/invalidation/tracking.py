@@ -33,6 +33,9 @@ from .statements import written_tables
 # In Connection.info, which belongs to the DBAPI connection: a stack of
 # sets of tables written, one per open transaction level.
 _PENDING = "caching_query.written_tables"
+# ... and whether a statement ran since the transaction began
+_RAN = "caching_query.statement_ran"
+_SNAPSHOT_LEVELS = frozenset({"REPEATABLE READ", "SERIALIZABLE", "SNAPSHOT"})
 
 _lock = threading.Lock()
 _started = False
@@ -49,6 +52,8 @@ def start() -> None:
         event.listen(Engine, "release_savepoint", _release_savepoint)
         event.listen(Engine, "rollback_savepoint", _rollback_savepoint)
         event.listen(Engine, "rollback", _rollback)
+        event.listen(Engine, "commit", _ended)
+        event.listen(Engine, "begin", _ended)
         event.listen(Engine, "rollback_twophase", _rollback_twophase)
         _started = True
 
@@ -56,6 +61,7 @@ def start() -> None:
 def _after_cursor_execute(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> None:
+    conn.info[_RAN] = True
     if context is not None and not _sa_internals.may_write(context):
         # a compiled SELECT (almost every statement), or SAVEPOINT control
         if statement.startswith("RELEASE") and _sa_internals.ended_transaction(conn):
@@ -109,6 +115,26 @@ def _rollback_savepoint(conn: Any, name: str, context: Any) -> None:
 
 def _rollback(conn: Any) -> None:
     conn.info.pop(_PENDING, None)
+    conn.info.pop(_RAN, None)
+
+
+def _ended(conn: Any) -> None:
+    conn.info.pop(_RAN, None)
+
+
+def reads_an_older_snapshot(conn: Any) -> bool:
+    """True when a statement about to run on ``conn`` may see rows older than now.
+
+    Under REPEATABLE READ, SERIALIZABLE or SNAPSHOT isolation a transaction
+    reads the snapshot taken at its first statement. Versions read after
+    that statement may be newer than the rows the next query returns, so
+    such a result is not stored. pysqlite runs SELECTs outside any
+    transaction whatever SQLAlchemy reports, so SQLite does not count.
+    """
+    if not conn.info.get(_RAN) or conn.dialect.name == "sqlite":
+        return False
+    level = conn.get_execution_options().get("isolation_level") or conn.default_isolation_level
+    return str(level).upper() in _SNAPSHOT_LEVELS
 
 
 def _rollback_twophase(conn: Any, xid: Any, is_prepared: bool) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from beaker.cache import Cache
 
 from .. import _beaker_internals
-from . import dependencies
+from . import dependencies, tracking
 from .dependencies import ANY_TABLE
 from .statements import EVERYTHING
 
@@ -170,17 +170,19 @@ class Recording:
     stored, and the next miss reads them all first.
     """
 
-    __slots__ = ("watch", "tokens", "read_tables", "volatile")
+    __slots__ = ("watch", "tokens", "read_tables", "volatile", "started", "old_snapshot")
 
     def __init__(self, watch: Watch, tokens: Tokens) -> None:
         self.watch = watch
         self.tokens = tokens
         self.read_tables: set[str] = set()
         self.volatile = False
+        self.started = False
+        self.old_snapshot = False
 
     def recorded(self) -> Tokens | None:
         """The tokens the entry records, or None: do not store it."""
-        if self.volatile and self.watch.strict:
+        if self.old_snapshot or (self.volatile and self.watch.strict):
             return None
         if not self.read_tables:  # nothing reported (session-local loads)
             return dict(self.tokens)
@@ -211,6 +213,16 @@ def recording(watch: Watch, tokens: Tokens) -> Iterator[Recording]:
         yield current
     finally:
         _recording.reset(reset)
+
+
+def note_running(connection: Any) -> None:
+    """The miss being recorded is about to send its first statement on ``connection``."""
+    current = _recording.get()
+    if current is None or current.started:
+        return
+    current.started = True
+    if tracking.reads_an_older_snapshot(connection):
+        current.old_snapshot = True
 
 
 def note_ran(structure: Any, compiled: Any) -> None:
