@@ -48,6 +48,14 @@ def find_binary(name: str, package: str) -> str:
     pytest.skip(message)
 
 
+def runuser() -> str:
+    """``runuser``, found where Debian puts it even when ``/usr/sbin`` is not on PATH."""
+    for candidate in (shutil.which("runuser"), "/usr/sbin/runuser", "/sbin/runuser"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError("runuser not found (util-linux): needed to run PostgreSQL as postgres")
+
+
 def _answers(port: int, request: bytes, expected: bytes) -> bool:
     """Whether a line-protocol server replies to ``request`` as expected."""
     with socket.create_connection((HOST, port), timeout=1) as sock:
@@ -142,7 +150,7 @@ class PostgresServer(Server):
         """Run a PostgreSQL tool, as the ``postgres`` user if we are root (it refuses root)."""
         argv = [os.path.join(self.bindir, tool), *args]
         if os.geteuid() == 0:
-            argv = ["runuser", "-u", "postgres", "--", *argv]
+            argv = [runuser(), "-u", "postgres", "--", *argv]
         done = subprocess.run(argv, cwd=self.workdir, capture_output=True, timeout=timeout)
         if done.returncode:
             output = (done.stdout + done.stderr).decode(errors="replace")

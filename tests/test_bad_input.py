@@ -7,9 +7,10 @@ import pickle
 
 import pytest
 from beaker.cache import CacheManager
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.orm import sessionmaker
 
+import caching_query
 from caching_query import (
     CacheOptionError,
     CachingQuery,
@@ -132,3 +133,36 @@ def test_plain_query_class_unaffected(engine, sql):
     with Session() as s, sql.expect(1):
         assert s.query(Person).filter(Person.id == 1).one().name == "person 01"
     assert CachingQuery
+
+
+def test_readme_names_are_importable_from_the_package():
+    """Every ``caching_query.X`` and ``from caching_query import X`` in README.rst exists."""
+    import re
+    from pathlib import Path
+
+    import caching_query
+
+    readme = (Path(__file__).resolve().parent.parent / "README.rst").read_text()
+    names = set(re.findall(r"caching_query\.([A-Za-z_]\w*)\(", readme))
+    for imported in re.findall(r"from caching_query import ([\w, ]+)", readme):
+        names.update(name.strip() for name in imported.split(","))
+    assert {"ScopedSessionNamespace", "auto_invalidate", "cache_all", "FromCache"} <= names
+    missing = sorted(name for name in names if not hasattr(caching_query, name))
+    assert not missing, f"README.rst shows names caching_query does not export: {missing}"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        lambda: select(Person.__table__).where(Person.__table__.c.id < 3),
+        lambda: select(literal(1)),
+    ],
+    ids=["table", "literal"],
+)
+def test_fromcache_on_core_select_without_entities_runs_uncached(Session, sql, statement):
+    """No ORM result to replay into: documented, it runs as if uncached, never an AttributeError."""
+    caching_query.install(Session)
+    for _ in range(2):
+        with Session() as session, sql.expect(1):
+            rows = session.execute(statement().options(FromCache("default", "core"))).all()
+        assert len(rows) in (1, 2)

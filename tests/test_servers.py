@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import bmemcached
 import pytest
 import redis
@@ -81,3 +83,11 @@ def test_postgres_stop_kill_and_restart(postgres_server):
                 assert conn.execute(text("SELECT 1")).scalar_one() == 1
         finally:
             engine.dispose()
+
+
+def test_runuser_is_found_without_sbin_on_path(monkeypatch):
+    from tests.servers import runuser
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    found = runuser()
+    assert os.path.basename(found) == "runuser" and os.access(found, os.X_OK)
