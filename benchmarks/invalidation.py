@@ -1,7 +1,8 @@
 """Measurement 7: what automatic invalidation costs.
 
 * a hit with versions checked against the same hit without (one-row and
-  100-row ``select()`` hits, fresh session per call), on every backend;
+  100-row ``select()`` hits, fresh session per call, the two measured
+  alternately), on every backend;
 * backend round trips per hit, counted by Redis itself
   (``INFO commandstats``: commands the server processed during N hits);
 * what a commit pays: a one-row ORM update committed, without and with
@@ -26,7 +27,7 @@ from caching_query.invalidation import versions
 from examples.model import Person
 
 from .environment import Bench
-from .timing import Stats, measure
+from .timing import Stats, measure, measure_pair
 
 ROWS = (1, 100)
 TABLE_COUNTS = (1, 5, 20)
@@ -46,15 +47,27 @@ def _query(rows: int, backend: str, namespace: str) -> Any:
     )
 
 
-def _hit(
-    bench: Bench, factory: sessionmaker[Any], backend: str, rows: int, namespace: str
-) -> Stats:
-    def call(session: Session) -> Any:
-        return session.scalars(_query(rows, backend, namespace)).all()
+def _hits(bench: Bench, auto: sessionmaker[Any], backend: str, rows: int) -> tuple[Stats, Stats]:
+    """The same hit without and with versions checked, measured alternately."""
+    off, on = f"inv.off.{rows}", f"inv.on.{rows}"
 
-    with factory() as session:
-        call(session)
-    return measure(call, bench.plan, factory, Session.close)
+    def sessions() -> tuple[Session, Session]:
+        return bench.cached(), auto()
+
+    def close(pair: tuple[Session, Session]) -> None:
+        for session in pair:
+            session.close()
+
+    for session, namespace in zip(sessions(), (off, on), strict=True):
+        session.scalars(_query(rows, backend, namespace)).all()  # the miss that stores it
+        session.close()
+    return measure_pair(
+        lambda pair: pair[0].scalars(_query(rows, backend, off)).all(),
+        lambda pair: pair[1].scalars(_query(rows, backend, on)).all(),
+        bench.plan,
+        sessions,
+        close,
+    )
 
 
 def _commit(bench: Bench) -> Stats:
@@ -86,8 +99,7 @@ def run(bench: Bench, backends: list[str]) -> dict[str, Any]:
     hits = []
     for backend in backends:
         for rows in ROWS:
-            without = _hit(bench, bench.cached, backend, rows, f"inv.off.{rows}")
-            with_versions = _hit(bench, auto, backend, rows, f"inv.on.{rows}")
+            without, with_versions = _hits(bench, auto, backend, rows)
             hits.append(
                 {
                     "backend": backend,

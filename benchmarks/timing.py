@@ -95,3 +95,38 @@ def measure(
         min_us=samples[0] * 1e6,
         p90_us=samples[min(int(reps * 0.9), reps - 1)] * 1e6,
     )
+
+
+def _stats(samples: list[float]) -> Stats:
+    samples = sorted(samples)
+    reps = len(samples)
+    return Stats(
+        median_us=statistics.median(samples) * 1e6,
+        count=reps,
+        min_us=samples[0] * 1e6,
+        p90_us=samples[min(int(reps * 0.9), reps - 1)] * 1e6,
+    )
+
+
+def measure_pair(
+    first: Callable[[Any], object],
+    second: Callable[[Any], object],
+    plan: Plan,
+    setup: Callable[[], Any] = _nothing,
+    teardown: Callable[[Any], object] = _ignore,
+) -> tuple[Stats, Stats]:
+    """``measure`` two calls alternately, so that drift in the machine's speed
+    (frequent on shared hardware) moves both figures alike and their ratio
+    stays meaningful."""
+    for _ in range(max(plan.warmup, 1)):
+        _time_once(first, setup, teardown)
+        _time_once(second, setup, teardown)
+    estimate = max(_time_once(first, setup, teardown) + _time_once(second, setup, teardown), 2e-7)
+    reps = int(min(max(plan.budget / estimate, plan.min_reps), plan.max_reps))
+    gc.collect()
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(reps):
+        a.append(_time_once(first, setup, teardown))
+        b.append(_time_once(second, setup, teardown))
+    return _stats(a), _stats(b)
