@@ -115,6 +115,14 @@ def blog_engine(blog_template: Path, tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def blog_sql(blog_engine: Engine) -> Iterator[SQLCounter]:
+    """Counts the statements the blog's engine sends."""
+    counter = SQLCounter(blog_engine)
+    yield counter
+    counter.close()
+
+
+@pytest.fixture
 def sql(engine: Engine) -> Iterator[SQLCounter]:
     counter = SQLCounter(engine)
     yield counter

@@ -7,7 +7,7 @@ not cache sends one every time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,60 +27,48 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def db(blog_engine: Engine) -> Engine:
-    return blog_engine
-
-
-@pytest.fixture
-def sql(db: Engine) -> Iterator[SQLCounter]:
-    counter = SQLCounter(db)
-    yield counter
-    counter.close()
-
-
-@pytest.fixture
-def Blog(db: Engine, cache_manager: CacheManager) -> sessionmaker[Session]:  # noqa: N802
-    factory = sessionmaker(bind=db)
+def Blog(blog_engine: Engine, cache_manager: CacheManager) -> sessionmaker[Session]:  # noqa: N802
+    factory = sessionmaker(bind=blog_engine)
     caching_query.cache_all(factory, "default")
     return factory
 
 
 def twice(
-    factory: sessionmaker[Session], sql: SQLCounter, read: Callable[[Session], Any]
+    factory: sessionmaker[Session], blog_sql: SQLCounter, read: Callable[[Session], Any]
 ) -> list[tuple[Any, int]]:
     """``read`` in two fresh sessions: what each returned and the statements it sent."""
     runs = []
     for _ in range(2):
-        before = sql.count
+        before = blog_sql.count
         with factory() as session:
-            runs.append((read(session), sql.count - before))
+            runs.append((read(session), blog_sql.count - before))
     return runs
 
 
-def test_select_is_cached(Blog, sql):
+def test_select_is_cached(Blog, blog_sql):
     read = lambda s: s.scalars(select(User.name).order_by(User.id)).all()
-    assert twice(Blog, sql, read) == [
+    assert twice(Blog, blog_sql, read) == [
         (["ann", "bob", "cat", "dan"], 1),
         (["ann", "bob", "cat", "dan"], 0),
     ]
 
 
-def test_legacy_query_is_cached(Blog, sql):
+def test_legacy_query_is_cached(Blog, blog_sql):
     read = lambda s: [p.title for p in s.query(Post).filter(Post.author_id == 2).order_by(Post.id)]
-    assert twice(Blog, sql, read) == [
+    assert twice(Blog, blog_sql, read) == [
         (["Bob on cheese", "Bob on bread"], 1),
         (["Bob on cheese", "Bob on bread"], 0),
     ]
 
 
-def test_get_and_lazy_loads_are_cached(Blog, sql):
+def test_get_and_lazy_loads_are_cached(Blog, blog_sql):
     read = lambda s: [u.name for u in s.get(User, 4).following]
-    assert twice(Blog, sql, read) == [(["bob", "cat"], 2), (["bob", "cat"], 0)]
+    assert twice(Blog, blog_sql, read) == [(["bob", "cat"], 2), (["bob", "cat"], 0)]
 
 
-def test_counts_are_cached(Blog, sql):
+def test_counts_are_cached(Blog, blog_sql):
     read = lambda s: s.query(Post).count()
-    assert twice(Blog, sql, read) == [(4, 1), (4, 0)]
+    assert twice(Blog, blog_sql, read) == [(4, 1), (4, 0)]
 
 
 @pytest.mark.parametrize(
@@ -91,9 +79,9 @@ def test_counts_are_cached(Blog, sql):
     ],
     ids=["NoCache()", "cache=False"],
 )
-def test_a_query_opts_out(Blog, sql, opt_out):
+def test_a_query_opts_out(Blog, blog_sql, opt_out):
     read = lambda s: s.scalars(opt_out(select(User.name).where(User.id == 1))).all()
-    assert twice(Blog, sql, read) == [(["ann"], 1), (["ann"], 1)]
+    assert twice(Blog, blog_sql, read) == [(["ann"], 1), (["ann"], 1)]
 
 
 NEVER_CACHED = {
@@ -115,55 +103,55 @@ NEVER_CACHED = {
 
 
 @pytest.mark.parametrize("name", list(NEVER_CACHED))
-def test_never_cached(Blog, sql, name):
+def test_never_cached(Blog, blog_sql, name):
     read = lambda s: s.execute(NEVER_CACHED[name]()).scalars().first()
-    assert twice(Blog, sql, read) == [("ann", 1), ("ann", 1)]
+    assert twice(Blog, blog_sql, read) == [("ann", 1), ("ann", 1)]
 
 
-def test_textual_statements_are_not_cached(Blog, sql):
+def test_textual_statements_are_not_cached(Blog, blog_sql):
     read = lambda s: (
         s.scalars(select(User).from_statement(text("SELECT * FROM user_account WHERE id = 1")))
         .one()
         .name
     )
-    assert twice(Blog, sql, read) == [("ann", 1), ("ann", 1)]
+    assert twice(Blog, blog_sql, read) == [("ann", 1), ("ann", 1)]
     read = lambda s: s.execute(text("SELECT name FROM user_account WHERE id = 1")).scalar()
-    assert twice(Blog, sql, read) == [("ann", 1), ("ann", 1)]
+    assert twice(Blog, blog_sql, read) == [("ann", 1), ("ann", 1)]
 
 
-def test_core_select_without_entities_runs_uncached(Blog, sql):
+def test_core_select_without_entities_runs_uncached(Blog, blog_sql):
     read = lambda s: s.execute(
         select(User.__table__.c.name).where(User.__table__.c.id == 1)
     ).scalar()
-    assert twice(Blog, sql, read) == [("ann", 1), ("ann", 1)]
+    assert twice(Blog, blog_sql, read) == [("ann", 1), ("ann", 1)]
     read = lambda s: s.execute(select(literal(1))).scalar()
-    assert twice(Blog, sql, read) == [(1, 1), (1, 1)]
+    assert twice(Blog, blog_sql, read) == [(1, 1), (1, 1)]
 
 
-def test_populate_existing_is_not_cached(Blog, sql):
+def test_populate_existing_is_not_cached(Blog, blog_sql):
     read = lambda s: s.scalars(
         select(User.name).where(User.id == 1).execution_options(populate_existing=True)
     ).one()
-    assert twice(Blog, sql, read) == [("ann", 1), ("ann", 1)]
+    assert twice(Blog, blog_sql, read) == [("ann", 1), ("ann", 1)]
 
 
-def test_transaction_that_wrote_reads_the_database(Blog, sql):
+def test_transaction_that_wrote_reads_the_database(Blog, blog_sql):
     read = lambda s: s.scalars(select(User.name).where(User.id == 2)).one()
-    assert twice(Blog, sql, read)[1] == ("bob", 0)
+    assert twice(Blog, blog_sql, read)[1] == ("bob", 0)
     with Blog() as session:
         session.get(User, 2).name = "robert"
         session.flush()
-        before = sql.count
+        before = blog_sql.count
         assert read(session) == "robert"  # its own uncommitted write
-        assert sql.count - before == 1
+        assert blog_sql.count - before == 1
         session.rollback()
-    assert twice(Blog, sql, read) == [("bob", 0), ("bob", 0)]
+    assert twice(Blog, blog_sql, read) == [("bob", 0), ("bob", 0)]
 
 
-def test_commit_then_read_sees_it(Blog, sql):
+def test_commit_then_read_sees_it(Blog, blog_sql):
     read = lambda s: s.scalars(select(User.name).where(User.id == 2)).one()
-    assert twice(Blog, sql, read)[1] == ("bob", 0)
+    assert twice(Blog, blog_sql, read)[1] == ("bob", 0)
     with Blog() as session:
         session.get(User, 2).name = "robert"
         session.commit()
-    assert twice(Blog, sql, read) == [("robert", 1), ("robert", 0)]
+    assert twice(Blog, blog_sql, read) == [("robert", 1), ("robert", 0)]

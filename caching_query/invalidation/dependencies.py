@@ -186,16 +186,17 @@ def learn(structure: Any, compiled: Any) -> Reads:
     known = _memo.get(structure)
     if known is not None and known.complete:
         return known
-    reads = reads_of(_sa_internals.compiled_statement(compiled), complete=True)
-    with _lock:
-        _memo[structure] = reads
-    return reads
+    return _keep(structure, reads_of(_sa_internals.compiled_statement(compiled), complete=True))
 
 
 def _keep(structure: Any, reads: Reads) -> Reads:
+    """Keep ``reads`` for ``structure``; a complete answer replaces a guess."""
     with _lock:
         if len(_memo) >= _MEMO_SIZE:
             _memo.clear()
+        if reads.complete:
+            _memo[structure] = reads
+            return reads
         return _memo.setdefault(structure, reads)
 
 

@@ -62,16 +62,17 @@ def _after_cursor_execute(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> None:
     conn.info[_RAN] = True
-    if context is not None and not _sa_internals.may_write(context):
-        # a compiled SELECT (almost every statement), or SAVEPOINT control
-        if statement.startswith("RELEASE") and _sa_internals.ended_transaction(conn):
-            _committed(conn.info)
-        return
-    tables = written_tables(statement) - publish.cache_tables
-    if not tables:
-        if statement[:7].upper() == "RELEASE" and _sa_internals.ended_transaction(conn):
-            _committed(conn.info)
-        return
+    if context is None or _sa_internals.may_write(context):
+        tables = written_tables(statement) - publish.cache_tables
+        if tables:
+            _written(conn, tables)
+            return
+    # a read (almost every statement), or transaction control
+    if statement[:7].upper() == "RELEASE" and _sa_internals.ended_transaction(conn):
+        _committed(conn.info)
+
+
+def _written(conn: Any, tables: frozenset[str]) -> None:
     versions.note_local_write(tables)
     if _sa_internals.is_autocommit(conn):
         publish.publish(tables)
