@@ -10,7 +10,7 @@ Swap in the query class, mark the queries to cache::
 they affect, and ``cache_all(Session)`` caches every query that way.
 """
 
-from .core import clear, install, invalidate
+from .core import install
 from .entry import CacheEntry
 from .exc import (
     CacheOptionError,
@@ -18,8 +18,10 @@ from .exc import (
     UncacheableQueryError,
     UnknownRegionError,
 )
+from .handles import clear, invalidate
 from .invalidation import auto_invalidate, cache_all, invalidate_tables
 from .local_session import ScopedSessionNamespace
+from .operations.stats import NamespaceStatistics, reset_statistics, statistics
 from .options import FromCache, NoCache, RelationshipCache
 from .query import CachingQuery, query_callable
 
@@ -29,6 +31,7 @@ __all__ = [
     "CachingQuery",
     "CachingQueryError",
     "FromCache",
+    "NamespaceStatistics",
     "NoCache",
     "RelationshipCache",
     "ScopedSessionNamespace",
@@ -41,6 +44,8 @@ __all__ = [
     "invalidate",
     "invalidate_tables",
     "query_callable",
+    "reset_statistics",
+    "statistics",
 ]
 
 __version__ = "0.2.0"

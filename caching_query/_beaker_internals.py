@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import errno
 import pickle
-from collections.abc import Sequence
+import types
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import beaker.cache
-from beaker.container import MemoryNamespaceManager
+import sqlalchemy as sa
+from beaker.container import DBMNamespaceManager, FileNamespaceManager, MemoryNamespaceManager
 from beaker.ext.memcached import MemcachedNamespaceManager
 from beaker.ext.redisnm import RedisNamespaceManager
 from beaker.ext.sqla import SqlaNamespaceManager
@@ -24,7 +27,79 @@ __all__ = [
     "set_records",
     "set_record",
     "WriteRefused",
+    "EntryRefused",
+    "load_outer_layer_with",
 ]
+
+# Set on a namespace whose backend's own unpickling must go through a
+# restricted loader (see ``load_outer_layer_with``).
+_LOADS = "_caching_query_loads"
+
+
+def _loads_of(namespace: Any) -> Callable[[Any], Any]:
+    return namespace.__dict__.get(_LOADS, pickle.loads)  # type: ignore[no-any-return]
+
+
+def load_outer_layer_with(
+    namespace: Any, loads: Callable[[Any], Any], unpickler: type[pickle.Unpickler]
+) -> None:
+    """Make whatever ``namespace``'s backend unpickles itself go through ``loads``.
+
+    Each backend unpickles in its own place: the file namespace its whole
+    file at open, ext:database/ext:sqla their row (a ``PickleType``), dbm
+    and Redis each value, the memcached client each item flagged as a
+    pickle. ``TypeError`` for a backend this does not know.
+    """
+    if isinstance(namespace, (RedisNamespaceManager, DBMNamespaceManager)):
+        namespace.__dict__[_LOADS] = loads
+    elif isinstance(namespace, FileNamespaceManager):
+        namespace.do_open = types.MethodType(_file_open(loads), namespace)
+    elif isinstance(namespace, SqlaNamespaceManager):
+        namespace.do_open = types.MethodType(_sql_open(loads), namespace)
+    elif isinstance(namespace, MemcachedNamespaceManager):
+        client = namespace.mc
+        if type(client).__module__.split(".", 1)[0] != "bmemcached":
+            raise TypeError(
+                f"signing on ext:memcached needs python-binary-memcached, not "
+                f"{type(client).__module__}: only its unpickler can be replaced"
+            )
+        for server in client.servers:
+            server.unpickler = unpickler
+    else:
+        raise TypeError(f"signing is not supported on {type(namespace).__name__}")
+
+
+def _file_open(loads: Callable[[Any], Any]) -> Callable[..., None]:
+    # FileNamespaceManager.do_open, with the file read by ``loads``
+    def do_open(self: Any, flags: str, replace: bool) -> None:
+        if not replace and self.file_exists(self.file):
+            try:
+                with open(self.file, "rb") as fh:
+                    self.hash = loads(fh.read())
+            except OSError as error:
+                if error.errno not in (errno.EACCES, errno.ENOENT):
+                    raise
+        self.flags = flags
+
+    return do_open
+
+
+def _sql_open(loads: Callable[[Any], Any]) -> Callable[..., None]:
+    # SqlaNamespaceManager.do_open, with the row's pickle read by ``loads``
+    def do_open(self: Any, flags: str, replace: bool) -> None:
+        if self.loaded:
+            self.flags = flags
+            return
+        raw = sa.type_coerce(self.table.c.data, sa.LargeBinary)
+        query = sa.select(raw).where(self.table.c.namespace == self.namespace)
+        with self.bind.connect() as conn:
+            row = conn.execute(query).fetchone()
+        self._is_new = row is None
+        self.hash = {} if row is None else loads(row[0])
+        self.flags = flags
+        self.loaded = True
+
+    return do_open
 
 
 def register_backend(name: str, namespace_class: type) -> None:
@@ -46,6 +121,10 @@ class WriteRefused(Exception):
     """The backend did not store a value and said so only by its return."""
 
 
+class EntryRefused(Exception):
+    """A backend that answers refused to store one value (over its item size)."""
+
+
 def set_record(namespace: Any, key: bytes, record: Any, expire: int | None) -> None:
     """Store ``record`` like ``namespace.set_value`` does, but never silently fail.
 
@@ -56,12 +135,22 @@ def set_record(namespace: Any, key: bytes, record: Any, expire: int | None) -> N
     if isinstance(namespace, MemcachedNamespaceManager):
         stored = namespace.mc.set(namespace._format_key(key), record, time=expire or 0)
         if not stored:
-            raise WriteRefused(
-                "memcached did not store the entry: server down, or the entry "
-                "is over its item size limit"
-            )
+            if _memcached_answers(namespace.mc):
+                raise EntryRefused(
+                    "memcached refused the entry: it is over the server's item size "
+                    "limit (memcached -I); lower the region's max_entry_bytes"
+                )
+            raise WriteRefused("memcached did not store the entry: server down")
     else:
         namespace.set_value(key, record, expiretime=expire)
+
+
+def _memcached_answers(client: Any) -> bool:
+    # a client that cannot reach its server answers stats() with nothing
+    try:
+        return any(client.stats().values())
+    except Exception:
+        return False
 
 
 def refresh(namespace: Any) -> None:
@@ -102,7 +191,10 @@ def read_records(namespace: Any, keys: Sequence[bytes]) -> list[Any]:
         return [found.get(key) for key in formatted]
     if isinstance(namespace, RedisNamespaceManager):
         raw = namespace.client.mget([namespace._format_key(key) for key in keys])
-        return [None if value is None else pickle.loads(value) for value in raw]
+        loads = _loads_of(namespace)
+        return [None if value is None else loads(value) for value in raw]
+    if isinstance(namespace, DBMNamespaceManager) and _LOADS in namespace.__dict__:
+        return _read_dbm(namespace, keys, namespace.__dict__[_LOADS])
     refresh(namespace)
     namespace.acquire_read_lock()
     try:
@@ -110,6 +202,21 @@ def read_records(namespace: Any, keys: Sequence[bytes]) -> list[Any]:
         for key in keys:
             try:
                 values.append(namespace[key])
+            except KeyError:
+                values.append(None)
+        return values
+    finally:
+        namespace.release_read_lock()
+
+
+def _read_dbm(namespace: Any, keys: Sequence[bytes], loads: Callable[[Any], Any]) -> list[Any]:
+    # DBMNamespaceManager.__getitem__ unpickles each value itself
+    namespace.acquire_read_lock()
+    try:
+        values = []
+        for key in keys:
+            try:
+                values.append(loads(namespace.dbm[key]))
             except KeyError:
                 values.append(None)
         return values
@@ -149,7 +256,8 @@ def read_records_with(
             [namespace._format_key(key) for key in keys]
             + [other._format_key(key) for key in other_keys]
         )
-        values = [None if value is None else pickle.loads(value) for value in raw]
+        loads = _loads_of(namespace)
+        values = [None if value is None else loads(value) for value in raw]
         return values[: len(keys)], values[len(keys) :]
     return read_records(namespace, keys), read_records(other, other_keys)
 

@@ -38,13 +38,22 @@ from . import _sa_internals, every_query, health, keys, objects, regions, rows, 
 from .entry import ROWS, CacheEntry
 from .exc import CacheOptionError, CachingQueryError
 from .invalidation import switch, versions
-from .options import CacheOption, FromCache, RelationshipCache, single_from_cache
+from .operations import stats
+from .options import (
+    DEFAULT_NAMESPACE,
+    CacheOption,
+    FromCache,
+    RelationshipCache,
+    single_from_cache,
+)
 
 # Set on the inner execution of a miss, so that no cache hook (this one,
 # or a second copy installed on a subclass) caches it again.
 BYPASS = "_caching_query_bypass"
 
 log = logging.getLogger("caching_query")
+# one DEBUG line per cached execution: region, namespace, key, hit or miss, rows
+query_log = logging.getLogger("caching_query.queries")
 
 SessionTarget = Session | type[Session] | sessionmaker[Any] | scoped_session[Any]
 
@@ -156,6 +165,7 @@ def _on_do_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
     if settings is not None and settings.cache_all is not None:
         # "cache every query": some statements are never cached, whatever they say
         if not every_query.eligible(state, options):
+            _bypassed(option or settings.cache_all, stats.UNCACHEABLE)
             return None
         option = option or settings.cache_all
     if option is None:
@@ -210,6 +220,7 @@ def execute_cached(
     if not state.is_orm_statement:
         # A Core select() of tables or plain expressions: SQLAlchemy builds
         # no ORM result for it, which is what an entry is replayed into.
+        _bypassed(option, stats.UNCACHEABLE)
         return None
     manager = option.cache_manager or _default_manager(session)
     try:
@@ -220,15 +231,27 @@ def execute_cached(
         if isinstance(error, CachingQueryError) or not health.is_backend_failure(error):
             raise
         health.failed_region(option.region, error)
+        _bypassed(option, stats.BACKEND_ERRORS)
+        _bypassed(option, stats.OUTAGE)
         return None
     local = regions.is_session_local(cache)
-    if not local and (writes.has_unpublished_changes(session) or _later_hooks_run(state)):
-        return None
+    if not local:
+        if writes.has_unpublished_changes(session):
+            stats.count(stats.slot_of(cache), stats.UNCOMMITTED)
+            return None
+        if _later_hooks_run(state):
+            stats.count(stats.slot_of(cache), stats.LATER_HOOKS)
+            return None
     key = key_for(option, state.statement, state.parameters, load_options)
     watch = switch.watch(settings, state.statement, option, manager, cache)
     if local:
         return _execute_local(state, cache, key, option.expire, watch)
     return _execute_shared(state, cache, key, option.expire, watch)
+
+
+def _bypassed(option: CacheOption, reason: int) -> None:
+    namespace = keys.safe_name(option.namespace or DEFAULT_NAMESPACE, "namespace")
+    stats.count((option.region, namespace), reason)
 
 
 def watch_for(
@@ -282,47 +305,6 @@ def key_for(
     return keys.derive_execution_key(statement, parameters, load_options)
 
 
-def cache_and_key(
-    session: Session | None,
-    statement: Executable,
-    option: CacheOption,
-    parameters: Mapping[str, Any] | None = None,
-    load_options: Any = None,
-) -> tuple[Cache, str]:
-    """The Beaker ``Cache`` and key ``statement`` is cached under."""
-    manager = _default_manager(session) if session is not None else None
-    return option.cache(manager), key_for(option, statement, parameters, load_options)
-
-
-def invalidate(
-    statement: Executable,
-    option: CacheOption,
-    parameters: Mapping[str, Any] | None = None,
-    session: Session | None = None,
-) -> None:
-    """Remove the entry ``statement`` (a ``select()``) is cached under.
-
-    ``statement`` may be given with or without ``option`` applied.
-    """
-    if option not in _sa_internals.statement_options(statement):
-        statement = statement.options(option)  # type: ignore[attr-defined]
-    cache, key = cache_and_key(session, statement, option, parameters)
-    store.remove(cache, key)
-
-
-def clear(
-    region: str = "default",
-    namespace: str | None = None,
-    cache_manager: CacheManager | None = None,
-) -> None:
-    """Make every entry of one namespace a miss, in every process.
-
-    One write, whatever the backend: nothing outside the namespace is
-    touched (Beaker's own clear flushes a whole memcached server).
-    """
-    store.clear(FromCache(region, namespace, cache_manager=cache_manager).cache())
-
-
 # -- miss and hit -----------------------------------------------------------
 
 
@@ -337,7 +319,15 @@ def _execute_local(
     expire: int | None,
     watch: versions.Watch | None = None,
 ) -> Any:
-    entry = store.get_or_create(cache, key, lambda: _run_local(state), expire, watch)
+    ran: list[bool] = []
+
+    def create() -> CacheEntry:
+        ran.append(True)
+        return _run_local(state)
+
+    entry = store.get_or_create(cache, key, create, expire, watch)
+    if query_log.isEnabledFor(logging.DEBUG):
+        _log_execution(cache, key, not ran, entry)
     return objects.replay(state.session, entry, local=True)
 
 
@@ -359,6 +349,8 @@ def _execute_shared(
         return entry
 
     entry = store.get_or_create(cache, key, create, expire, watch)
+    if query_log.isEnabledFor(logging.DEBUG):
+        _log_execution(cache, key, not made, entry)
     if made:
         return made[0]
     result = replay(state, entry)
@@ -368,6 +360,17 @@ def _execute_shared(
         store.create_and_store(cache, key, create, expire, watch)
         return made[0]
     return result
+
+
+def _log_execution(cache: Cache, key: str, hit: bool, entry: CacheEntry) -> None:
+    query_log.debug(
+        "%s region=%s namespace=%s key=%s rows=%d",
+        "hit" if hit else "miss",
+        getattr(cache, "region", "?"),
+        cache.namespace_name,
+        key,
+        len(entry),
+    )
 
 
 def replay(state: ORMExecuteState, entry: CacheEntry) -> Result[Any] | None:
@@ -384,9 +387,6 @@ __all__ = [
     "find_option",
     "execute_cached",
     "key_for",
-    "cache_and_key",
     "watch_for",
-    "invalidate",
-    "clear",
     "replay",
 ]

@@ -60,6 +60,15 @@ def safe_name(value: object, what: str) -> str:
     return _DIGEST_PREFIX + _digest(value.encode("utf-8", "surrogatepass"))
 
 
+def backend_key(key: str) -> bytes:
+    """``key`` as Beaker's ``Cache`` front-end hands it to a namespace.
+
+    Using the same form lets Beaker's own ``cache.get(key)`` find what
+    this library wrote.
+    """
+    return key.encode("ascii", "backslashreplace")
+
+
 def _qualified(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"
 

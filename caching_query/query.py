@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from beaker.cache import Cache, CacheManager
 from sqlalchemy.orm import Query
 
-from . import _sa_internals, core, objects, regions, store
+from . import _sa_internals, core, handles, objects, regions, store
 from .entry import OBJECTS
 from .exc import CacheOptionError
 from .options import DEFAULT_REGION, CacheOption, FromCache, single_from_cache
@@ -89,12 +89,12 @@ class CachingQuery(Query[_T]):
         """
         option = self.cache_option()
         statement, params = _sa_internals.query_execution_parts(self)
-        return core.cache_and_key(self.session, statement, option, params, self.load_options)
+        return handles.cache_and_key(self.session, statement, option, params, self.load_options)
 
     def invalidate(self) -> None:
         """Remove this query's entry; the next execution runs the SQL."""
         cache, key = self.cache_and_key()
-        store.remove(cache, key)
+        store.invalidate(cache, key)
 
     def get_value(
         self,

@@ -3,7 +3,9 @@
 A region is looked up in the ``CacheManager`` bound to the option (see
 ``query_callable``/``install``) or else in Beaker's global
 ``beaker.cache.cache_regions``, which ``CacheManager(cache_regions=...)``
-fills.
+fills. The ``Cache`` handed out is a ``RegionCache``: it knows its
+region, reads and stores entries the way this library does (sealed,
+signed), and its ``clear()`` empties one namespace instead of a server.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 import beaker.cache
 from beaker.cache import Cache, CacheManager
 
-from .exc import UnknownRegionError
+from . import _beaker_internals, sealing
+from .exc import CacheOptionError, UnknownRegionError
 
 # manager -> (region, namespace) -> (region config, Cache). Beaker's own
 # lookup renders the whole config with str() on every call; this one is a
@@ -56,9 +59,71 @@ def get_cache(region: str, namespace: str, manager: CacheManager | None) -> Cach
         found = memo.get(slot)
         if found is not None and found[0] is config:
             return found[1]
-        cache = Cache(namespace, **config)
+        cache = RegionCache(region, namespace, **config)
         memo[slot] = (config, cache)
         return cache
+
+
+class RegionCache(Cache):
+    """A Beaker ``Cache`` of one region's namespace, as this library stores it.
+
+    ``get(key)`` returns the live ``CacheEntry`` (KeyError if none: expired,
+    cleared, invalidated or refused) and ``put(key, entry)`` stores one the
+    way a miss does. ``clear()`` makes the namespace's entries misses with
+    one write, as ``caching_query.clear()`` does: Beaker's own clear runs
+    ``flush_all`` on memcached (every key of the server) and walks Redis
+    with ``KEYS``.
+
+    Region settings Beaker does not know are taken out before Beaker sees
+    them: ``signing_keys`` and ``max_entry_bytes`` (see ``sealing``).
+    """
+
+    def __init__(self, region: str, namespace: str, **config: Any) -> None:
+        own = {name: config.pop(name) for name in sealing.OWN_SETTINGS if name in config}
+        super().__init__(namespace, **config)
+        self.region = region
+        self.slot = (region, namespace)
+        memcached = config.get("type") in ("ext:memcached", "ext:pylibmc")
+        serializes = sealing.serializes(self.namespace)
+        self.sealing = sealing.Sealing.configure(
+            own, serializes, sealing.MEMCACHED_ITEM_LIMIT if memcached else None
+        )
+        if self.sealing.signs:
+            try:
+                _beaker_internals.load_outer_layer_with(
+                    self.namespace, sealing.load_without_classes, sealing.NoClassesUnpickler
+                )
+            except TypeError as error:
+                raise CacheOptionError(f"cache region {region!r}: {error}") from None
+
+    def get(self, key: Any, **kw: Any) -> Any:
+        if kw:  # Beaker's createfunc & co. (values that are not entries)
+            return super().get(key, **kw)
+        from . import store
+
+        entry = store.read(self, key if isinstance(key, str) else key.decode("ascii"))
+        if entry is None:
+            raise KeyError(key)
+        return entry
+
+    get_value = get
+
+    def put(self, key: Any, value: Any, **kw: Any) -> None:
+        from . import store
+        from .entry import CacheEntry
+
+        if not isinstance(value, CacheEntry):
+            super().put(key, value, **kw)
+            return
+        expire = kw.get("expiretime") or kw.get("expire")
+        store.write(self, key if isinstance(key, str) else key.decode("ascii"), value, expire)
+
+    set_value = put
+
+    def clear(self) -> None:
+        from . import store
+
+        store.clear(self)
 
 
 def forget_caches() -> None:

@@ -2,50 +2,40 @@
 
 A hit costs one backend read: Beaker's ``Value.get_value()`` asks
 whether the key exists and then reads it (two round trips to memcached
-or Redis). A miss takes the namespace's creation lock, so that only one
+or Redis); here the entry and its namespace's generation come back
+together. A miss takes the namespace's creation lock, so that only one
 thread or process runs the query for a key at a time, reads again, and
-stores what it created. Records keep Beaker's ``(stored_at, expire,
-value)`` layout, so Beaker's own ``Cache.get(key)`` reads them.
+stores what it created (what a record is: ``records``).
 
-A value that is not a ``CacheEntry`` this version understands (foreign,
-corrupt, from a newer format) is never returned: it is logged, removed
-and treated as a miss. A backend that fails is reported to ``health``
-and the query runs against the database.
+A backend that fails is reported to ``health`` and the query runs
+against the database; every outcome is counted (``operations.stats``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-import time
 import uuid
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from beaker.cache import Cache
 from beaker.container import OpenResourceNamespaceManager
-from beaker.synchronization import NameLock, null_synchronizer
 
-from . import _beaker_internals, health
-from .entry import CacheEntry, is_valid
+from . import _beaker_internals, health, records, sealing
+from .entry import CacheEntry
 from .invalidation import versions
 from .invalidation.versions import Tokens, Watch
+from .keys import backend_key as _backend_key
+from .locks import creation_lock as _creation_lock
+from .locks import thread_guard as _thread_guard
+from .operations import stats
 
 log = logging.getLogger("caching_query")
-
-_MISSING = object()
 
 
 class BackendFailure(Exception):
     """A cache backend operation failed; ``health`` has been told."""
-
-
-def _backend_key(key: str) -> bytes:
-    # Beaker's Cache front-end stores str keys encoded this way; using the
-    # same form lets ``cache.get(key)`` read what this module wrote.
-    return key.encode("ascii", "backslashreplace")
 
 
 # Under this key each namespace keeps its generation: a random token that
@@ -66,12 +56,6 @@ def _expire_for(cache: Cache, expire: int | None) -> int | None:
     return expire if expire is not None else cache.expiretime
 
 
-def _is_expired(cache: Cache, stored_at: float, expire: int | None) -> bool:
-    if cache.starttime is not None and stored_at < cache.starttime:
-        return True
-    return expire is not None and time.time() >= stored_at + expire
-
-
 def _discard(cache: Cache, key: str) -> None:
     # Only ever called for a value that is not ours to read: removing it
     # lets the next miss store a good entry instead of tripping over it.
@@ -88,66 +72,6 @@ def _discard(cache: Cache, key: str) -> None:
     # cannot be read, no key in it can, and dropping it is the only repair.
     log.warning("caching_query: removing unreadable namespace file of %r", cache.namespace_name)
     cache.namespace.remove()
-
-
-def _unpack(cache: Cache, key: str, stored: Any) -> Any:
-    """The value inside Beaker's ``(stored_at, expire, value)`` record."""
-    if stored is None:  # the memcached backend answers None for "absent"
-        return _MISSING
-    try:
-        stored_at, expire, value = stored
-    except (TypeError, ValueError):
-        log.warning(
-            "caching_query: ignoring a malformed record under key %r in namespace %r",
-            key,
-            cache.namespace_name,
-        )
-        _discard(cache, key)
-        return _MISSING
-    if _is_expired(cache, stored_at, expire):
-        return _MISSING
-    return value
-
-
-def _checked(cache: Cache, key: str, value: Any) -> CacheEntry | None:
-    if value is _MISSING:
-        return None
-    if is_valid(value):
-        return value
-    log.warning(
-        "caching_query: ignoring a value of type %s under key %r in namespace %r "
-        "that this library did not store (or stored in another format)",
-        type(value).__name__,
-        key,
-        cache.namespace_name,
-    )
-    _discard(cache, key)
-    return None
-
-
-_guards: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
-
-
-def _thread_guard(namespace: Any) -> Any:
-    """A lock for namespaces Beaker leaves unguarded between threads.
-
-    ``ext:database`` and ``ext:sqla`` keep a whole namespace in one object
-    shared by every thread, behind a null access lock.
-    """
-    if not isinstance(getattr(namespace, "access_lock", None), null_synchronizer):
-        return contextlib.nullcontext()
-    guard = _guards.get(namespace)
-    if guard is None:
-        guard = _guards.setdefault(namespace, threading.RLock())
-    return guard
-
-
-def _creation_lock(cache: Cache, key: str) -> Any:
-    lock = cache.namespace.get_creation_lock(_backend_key(key))
-    if isinstance(lock, null_synchronizer):
-        # No lock_dir configured: still one creator per key in this process.
-        return NameLock(identifier=f"caching_query/{cache.namespace_name}/{key}")
-    return lock
 
 
 def _read(cache: Cache, key: str, watch: Watch | None) -> tuple[Any, Any, Tokens | None]:
@@ -182,10 +106,16 @@ def _repair(cache: Cache, key: str) -> None:
             with _thread_guard(namespace):
                 _beaker_internals.read_records(namespace, [backend_key])
         except Exception:
-            fix()
+            try:
+                fix()
+            except Exception:
+                # a namespace file that cannot even be opened to write
+                _discard(cache, key)
+                return
 
 
 def _backend_failed(cache: Cache, error: BaseException) -> BackendFailure:
+    stats.count(stats.slot_of(cache), stats.BACKEND_ERRORS)
     health.failed(cache, error)
     return BackendFailure(str(error))
 
@@ -212,17 +142,22 @@ def _lookup(
         # memcached clients answer "absent" for a dead server too: only
         # data, or a write that went through, proves the backend is back
         health.succeeded(cache)
-    entry = _checked(cache, key, _unpack(cache, key, stored))
+    entry, bad = records.entry_in(cache, key, stored)
+    if bad:
+        _discard(cache, key)
     if entry is not None and (generation is None or entry.meta.get("generation") != generation):
         entry = None  # written before the namespace was last cleared
     if entry is not None and watch is not None:
         try:
             if not watch.is_current(entry, current):  # type: ignore[arg-type]
                 entry = None  # a table it was read from has been written since
+                stats.count(stats.slot_of(cache), stats.AUTO_INVALIDATIONS)
         except Exception as error:
             if health.is_backend_failure(error):
                 raise _backend_failed(cache, error) from error
             raise
+    if entry is not None:
+        stats.count_hit(stats.slot_of(cache), len(stored) if type(stored) is bytes else 0)
     return generation, entry, current
 
 
@@ -230,7 +165,10 @@ def read(cache: Cache, key: str, watch: Watch | None = None) -> CacheEntry | Non
     """The live entry under ``key``, or None; one backend round trip."""
     if watch is not None and not watch.usable:
         return None
-    return _lookup(cache, key, watch)[1]
+    entry = _lookup(cache, key, watch)[1]
+    if entry is None:
+        stats.count(stats.slot_of(cache), stats.MISSES)
+    return entry
 
 
 def _store_raw(cache: Cache, backend_key: bytes, value: Any, expire: int | None) -> None:
@@ -273,14 +211,31 @@ def write(
         entry.meta["generation"] = (
             generation if generation is not None else _current_generation(cache)
         )
-        _store_raw(cache, _backend_key(key), (time.time(), expire, entry), expire)
+        record = records.record_for(cache, entry, expire)
+        _store_raw(cache, _backend_key(key), record, expire)
+    except sealing.Oversized as oversized:
+        records.not_stored(cache, key, entry, oversized)
+        return
+    except _beaker_internals.EntryRefused as refused:
+        records.not_stored(cache, key, entry, refused)
+        return
     except Exception as error:
         if health.is_backend_failure(error):
             raise _backend_failed(cache, error) from error
         # one failed write (a concurrent insert of the same row, say)
         log.warning("caching_query: could not store the entry under key %r: %s", key, error)
         return
+    slot = stats.slot_of(cache)
+    stats.count(slot, stats.STORES)
+    if type(record) is bytes:
+        stats.count(slot, stats.BYTES_WRITTEN, len(record))
     health.succeeded(cache)
+
+
+def invalidate(cache: Cache, key: str) -> None:
+    """``remove()`` at a user's request: counted as an invalidation."""
+    remove(cache, key)
+    stats.count(stats.slot_of(cache), stats.INVALIDATIONS)
 
 
 def remove(cache: Cache, key: str) -> None:
@@ -309,6 +264,7 @@ def clear(cache: Cache) -> None:
         _new_generation(cache)
     except Exception as error:
         raise _backend_failed(cache, error) from error
+    stats.count(stats.slot_of(cache), stats.CLEARS)
 
 
 def get_or_create(
@@ -326,7 +282,10 @@ def get_or_create(
     served only while its tables are unchanged, and a new one records
     their versions as read before ``create()`` ran.
     """
-    if not health.available(cache) or (watch is not None and not watch.usable):
+    if not health.available(cache):
+        return _bypass(cache, create)
+    if watch is not None and not watch.usable:
+        stats.count(stats.slot_of(cache), stats.MISSES)
         return create()
     try:
         _, entry, _ = _lookup(cache, key, watch)
@@ -335,15 +294,15 @@ def get_or_create(
         lock = _creation_lock(cache, key)
         lock.acquire()
     except BackendFailure:
-        return create()
+        return _bypass(cache, create)
     except Exception as error:  # the creation lock's own backend
         _backend_failed(cache, error)
-        return create()
+        return _bypass(cache, create)
     try:
         try:
             generation, entry, current = _lookup(cache, key, watch)
         except BackendFailure:
-            return create()
+            return _bypass(cache, create)
         if entry is None:
             entry = create_and_store(cache, key, create, expire, watch, generation, current)
         return entry
@@ -352,6 +311,11 @@ def get_or_create(
             lock.release()
         except Exception as error:
             health.failed(cache, error)
+
+
+def _bypass(cache: Cache, create: Callable[[], CacheEntry]) -> CacheEntry:
+    stats.count(stats.slot_of(cache), stats.OUTAGE)
+    return create()
 
 
 def create_and_store(
@@ -364,6 +328,7 @@ def create_and_store(
     current: Tokens | None = None,
 ) -> CacheEntry:
     """Run ``create()`` and store its entry, with the versions it was made under."""
+    stats.count(stats.slot_of(cache), stats.MISSES)
     if watch is not None and not watch.usable:
         return create()
     if watch is None:

@@ -119,11 +119,11 @@ def test_entry_with_other_columns_is_replaced(S, db):  # noqa: N803
 
 
 def _cache_and_key(session, statement):
-    from caching_query import core
+    from caching_query import handles
     from caching_query.options import single_from_cache
 
     option = single_from_cache(statement._with_options)
-    return core.cache_and_key(session, statement, option)
+    return handles.cache_and_key(session, statement, option)
 
 
 def test_cache_option_on_a_statement_not_known_to_be_a_select_is_refused(S, db):  # noqa: N803

@@ -1,0 +1,1 @@
+"""What operators use on a running cache: statistics, metrics, the command line."""
