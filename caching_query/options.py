@@ -181,6 +181,21 @@ class RelationshipCache(_sa_internals.CacheKeyedOption, CacheOption):
     lazy load of ``PostalCode.city`` (and of the same relationship on
     subclasses) for objects loaded by the query carrying the option.
     Several relationships are chained with ``and_()``.
+
+    The option names a relationship, not a set of instances. With
+    inheritance, a relationship is the one its declaring class defines:
+    where ``Car`` and ``Truck`` inherit ``maker`` from ``Vehicle``,
+    ``Car.maker`` and ``Vehicle.maker`` name the same relationship, and
+    either caches its lazy loads for every object the carrying query
+    loaded -- cars (and subclasses of ``Car``) for ``select(Car)``, trucks
+    too for a polymorphic ``select(Vehicle)``. SQLAlchemy itself reports
+    such a load as one of ``Vehicle.maker``, whatever the instance's class,
+    and its statement and result are the same for every subclass, so
+    sharing its entries is never wrong. A relationship a subclass declares
+    (or redeclares) itself is only matched on that subclass and its own
+    subclasses. Entries are keyed by the lazy load's statement and values
+    (the parent's foreign key or primary key), so objects with different
+    related rows never share one.
     """
 
     propagate_to_loaders = True
@@ -241,9 +256,31 @@ class RelationshipCache(_sa_internals.CacheKeyedOption, CacheOption):
         return iter(self._chain)
 
     def matches(self, mapper: Mapper[Any], key: str) -> bool:
-        """True when this link covers relationship ``key`` of ``mapper``."""
-        return key == self.key and mapper.isa(inspect(self.entity))
+        """True when this link covers relationship ``key`` of ``mapper``.
+
+        ``mapper`` is the one the load's path names, which for an inherited
+        relationship is its declaring class's (``Vehicle`` for a car's
+        ``maker``), never the instance's own subclass: the link is matched
+        on the class declaring the relationship it names.
+        """
+        if key != self.key:
+            return False
+        # an aliased entity's path element (with_polymorphic, aliased())
+        mapper = getattr(mapper, "mapper", mapper)
+        return mapper.isa(_declaring_mapper(self.entity, key))
 
     def __repr__(self) -> str:
         names = ", ".join(f"{link.entity.__name__}.{link.key}" for link in self._chain)
         return f"RelationshipCache({self.region!r}, {self.namespace!r}, {names})"
+
+
+def _declaring_mapper(entity: type, key: str) -> Mapper[Any]:
+    """The mapper declaring relationship ``key`` that ``entity`` has.
+
+    ``Car.maker`` inherited from ``Vehicle`` is ``Vehicle``'s property; one
+    ``Car`` declares (or redeclares) is ``Car``'s.
+    """
+    mapper = inspect(entity)
+    if mapper.has_property(key):
+        return mapper.get_property(key).parent
+    return mapper
