@@ -19,7 +19,17 @@ from typing import Any
 
 from sqlalchemy import create_engine
 
-from . import backends, cache_hits, concurrency, data, floor, invalidation, micro, report
+from . import (
+    backends,
+    cache_hits,
+    concurrency,
+    data,
+    floor,
+    invalidation,
+    micro,
+    operations,
+    report,
+)
 from .environment import make_bench
 from .servers import Servers
 from .timing import FULL, QUICK
@@ -85,7 +95,7 @@ def _regions(
 
 
 def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]:
-    """All seven measurements; the results as one JSON-ready dict."""
+    """All eight measurements; the results as one JSON-ready dict."""
     started = time.perf_counter()
     names = args.backends or backends.default_names()
     if args.database == "postgresql":
@@ -111,6 +121,8 @@ def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]
         print("measuring concurrency ...", file=sys.stderr)
         threads = concurrency.run(bench)
         entry_size = micro.entry_size(bench)
+        print("measuring statistics and signing ...", file=sys.stderr)
+        operating = operations.run(bench, list(regions))
         print("measuring automatic invalidation ...", file=sys.stderr)
         auto_invalidation = invalidation.run(bench, list(regions))
     finally:
@@ -133,6 +145,7 @@ def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]
         "concurrency": threads,
         "entry_size": entry_size,
         "auto_invalidation": auto_invalidation,
+        "operations": operating,
     }
 
 

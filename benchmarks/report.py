@@ -209,6 +209,23 @@ def render(results: dict[str, Any]) -> str:
             "Publishing a commit's table versions, one backend:",
             _table(["backend", "tables", "median µs"], rows),
         ]
+    o = results.get("operations")
+    if o:
+        rows = [
+            [
+                h["what"],
+                str(h["rows"]),
+                _us(h["without"]["median_us"]),
+                _us(h["with"]["median_us"]),
+                f"{h['ratio']:.3f}",
+            ]
+            for h in o["statistics"] + o["signing"]
+        ]
+        parts += [
+            "",
+            "8. Operations: a select() hit with statistics counted, and with signed entries",
+            _table(["what", "rows", "without", "with", "with/without"], rows),
+        ]
     parts += ["", f"total run time {results['meta']['duration_seconds']:.1f} s"]
     return "\n".join(parts)
 

@@ -43,9 +43,10 @@ def _is_expired(cache: Cache, stored_at: float, expire: int | None) -> bool:
     return expire is not None and time.time() >= stored_at + expire
 
 
-def _refused(cache: Cache, key: str, why: str) -> tuple[None, bool]:
+def _refused(cache: Cache, key: str, why: str, counted: bool) -> tuple[None, bool]:
     slot = stats.slot_of(cache)
-    stats.count(slot, stats.REFUSED)
+    if counted:
+        stats.count(slot, stats.REFUSED)
     sealing.warn_unsigned(slot[0], slot[1], key, why)
     return None, False  # left in place: the next store replaces it
 
@@ -61,9 +62,12 @@ def _bad(cache: Cache, key: str, what: str) -> tuple[None, bool]:
     return None, True
 
 
-def entry_in(cache: Cache, key: str, stored: Any) -> tuple[CacheEntry | None, bool]:
+def entry_in(
+    cache: Cache, key: str, stored: Any, counted: bool = True
+) -> tuple[CacheEntry | None, bool]:
     """The live entry in what the backend returned for ``key``, and whether
-    that value must be removed (it is not ours to read)."""
+    that value must be removed (it is not ours to read). ``counted=False``
+    for a second look at the same key, which counts nothing refused again."""
     if stored is None:  # the memcached backend answers None for "absent"
         return None, False
     seal = sealing_of(cache)
@@ -71,11 +75,11 @@ def entry_in(cache: Cache, key: str, stored: Any) -> tuple[CacheEntry | None, bo
         try:
             stored = seal.open(stored)
         except sealing.Unsigned as why:
-            return _refused(cache, key, str(why))
+            return _refused(cache, key, str(why), counted)
         except Exception as error:
             return _bad(cache, key, f"unreadable bytes ({error})")
     elif seal.signs:
-        return _refused(cache, key, "it is not signed (stored without signing keys)")
+        return _refused(cache, key, "it is not signed (stored without signing keys)", counted)
     try:
         stored_at, expire, value = stored
     except (TypeError, ValueError):

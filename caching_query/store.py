@@ -121,10 +121,11 @@ def _backend_failed(cache: Cache, error: BaseException) -> BackendFailure:
 
 
 def _lookup(
-    cache: Cache, key: str, watch: Watch | None = None
+    cache: Cache, key: str, watch: Watch | None = None, again: bool = False
 ) -> tuple[Any, CacheEntry | None, Tokens | None]:
     """The namespace's generation, ``key``'s entry if live and current, and
-    the versions ``watch`` asked for."""
+    the versions ``watch`` asked for. ``again``: the second look of a miss,
+    under the creation lock, which counts no refused or stale entry twice."""
     try:
         generation, stored, current = _read(cache, key, watch)
     except Exception as error:
@@ -142,7 +143,7 @@ def _lookup(
         # memcached clients answer "absent" for a dead server too: only
         # data, or a write that went through, proves the backend is back
         health.succeeded(cache)
-    entry, bad = records.entry_in(cache, key, stored)
+    entry, bad = records.entry_in(cache, key, stored, counted=not again)
     if bad:
         _discard(cache, key)
     if entry is not None and (generation is None or entry.meta.get("generation") != generation):
@@ -151,7 +152,8 @@ def _lookup(
         try:
             if not watch.is_current(entry, current):  # type: ignore[arg-type]
                 entry = None  # a table it was read from has been written since
-                stats.count(stats.slot_of(cache), stats.AUTO_INVALIDATIONS)
+                if not again:
+                    stats.count(stats.slot_of(cache), stats.AUTO_INVALIDATIONS)
         except Exception as error:
             if health.is_backend_failure(error):
                 raise _backend_failed(cache, error) from error
@@ -300,7 +302,7 @@ def get_or_create(
         return _bypass(cache, create)
     try:
         try:
-            generation, entry, current = _lookup(cache, key, watch)
+            generation, entry, current = _lookup(cache, key, watch, again=True)
         except BackendFailure:
             return _bypass(cache, create)
         if entry is None:

@@ -35,6 +35,7 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
         "concurrency",
         "entry_size",
         "auto_invalidation",
+        "operations",
     }
     assert {"python", "sqlalchemy", "beaker", "cpu_count", "date"} <= set(results["meta"])
     assert {r["backend"] for r in results["query_cache"]} == {"memory"}
@@ -46,3 +47,6 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     ]
     assert set(invalidation["publish_us"]) == {"memory:1", "memory:5", "memory:20"}
     assert invalidation["commit"]["ratio"] > 0
+    operating = results["operations"]
+    assert [h["rows"] for h in operating["statistics"]] == [1, 100]
+    assert operating["signing"] == []  # memory only: nothing is signed

@@ -83,3 +83,34 @@ def test_redis_clear_keeps_unrelated_data_and_does_not_scan(redis_server):
     assert after.get("cmdstat_keys") == before.get("cmdstat_keys")  # no KEYS scan
     assert client.get("someone_elses_key") == b"precious"
     assert client.get("beaker_cache:people:q~old") is not None
+
+
+def test_the_handed_out_cache_clears_one_namespace_only(Session, sql, region_config, backend):
+    """``cache, key = q.cache_and_key(); cache.clear()``: what a Beaker user tries.
+
+    Beaker's own ``Cache.clear()`` sends ``flush_all`` to memcached and walks
+    Redis with ``KEYS``; the ``Cache`` handed out clears like ``clear()``.
+    """
+    run(Session, "cleared", 1)
+    run(Session, "kept", 2)
+    foreign = None
+    if backend == "memcached":
+        foreign = bmemcached.Client([region_config["url"]])
+    elif backend == "redis":
+        foreign = redis.Redis.from_url(region_config["url"])
+    if foreign is not None:
+        foreign.set("another_applications_key", "precious")
+    with Session() as s:
+        query = s.query(Person).filter(Person.id == 1).options(FromCache("default", "cleared"))
+        cache, key = query.cache_and_key()
+    assert len(cache.get(key)) == 1
+    cache.clear()
+    with pytest.raises(KeyError):
+        cache.get(key)
+    with sql.expect(1):
+        assert run(Session, "cleared", 1) == "person 01"
+    with sql.expect(0):
+        assert run(Session, "cleared", 1) == "person 01"
+        assert run(Session, "kept", 2) == "person 02"
+    if foreign is not None:
+        assert foreign.get("another_applications_key") in ("precious", b"precious")
