@@ -11,7 +11,7 @@ they affect, and ``cache_all(Session)`` caches every query that way.
 """
 
 from .core import install
-from .entry import CacheEntry
+from .entries.entry import CacheEntry
 from .exc import (
     CacheOptionError,
     CachingQueryError,

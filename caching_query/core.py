@@ -34,8 +34,9 @@ from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
 from sqlalchemy.sql import Executable
 
-from . import _sa_internals, every_query, health, keys, objects, regions, rows, store, writes
-from .entry import ROWS, CacheEntry
+from . import _sa_internals, every_query, health, keys, regions, store, writes
+from .entries import objects, rows
+from .entries.entry import ROWS, CacheEntry
 from .exc import CacheOptionError, CachingQueryError
 from .invalidation import switch, versions
 from .operations import stats

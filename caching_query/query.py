@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 from beaker.cache import Cache, CacheManager
 from sqlalchemy.orm import Query
 
-from . import _sa_internals, core, handles, objects, regions, store
-from .entry import OBJECTS
+from . import _sa_internals, core, handles, regions, store
+from .entries import objects
+from .entries.entry import OBJECTS
 from .exc import CacheOptionError
 from .options import DEFAULT_REGION, CacheOption, FromCache, single_from_cache
 

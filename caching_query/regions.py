@@ -17,7 +17,8 @@ from typing import Any
 import beaker.cache
 from beaker.cache import Cache, CacheManager
 
-from . import _beaker_internals, sealing
+from . import _beaker_internals
+from .entries import sealing
 from .exc import CacheOptionError, UnknownRegionError
 
 # manager -> (region, namespace) -> (region config, Cache). Beaker's own
@@ -110,7 +111,7 @@ class RegionCache(Cache):
 
     def put(self, key: Any, value: Any, **kw: Any) -> None:
         from . import store
-        from .entry import CacheEntry
+        from .entries.entry import CacheEntry
 
         if not isinstance(value, CacheEntry):
             super().put(key, value, **kw)

@@ -22,8 +22,9 @@ from typing import Any
 from beaker.cache import Cache
 from beaker.container import OpenResourceNamespaceManager
 
-from . import _beaker_internals, health, records, sealing
-from .entry import CacheEntry
+from . import _beaker_internals, health
+from .entries import records, sealing
+from .entries.entry import CacheEntry
 from .invalidation import versions
 from .invalidation.versions import Tokens, Watch
 from .keys import backend_key as _backend_key

@@ -13,7 +13,7 @@ from sqlalchemy import Integer, Unicode, select, text
 from sqlalchemy.orm import immediateload, selectin_polymorphic, selectinload
 
 from caching_query import CacheOptionError, FromCache, store
-from caching_query.entry import StoredRows
+from caching_query.entries.entry import StoredRows
 from tests import test_serialization as models
 
 TAGS, Car, Item, Tag, Vehicle, items = (

@@ -14,7 +14,8 @@ from beaker.cache import CacheManager
 from sqlalchemy.orm import sessionmaker
 
 import caching_query
-from caching_query import CacheOptionError, FromCache, sealing
+from caching_query import CacheOptionError, FromCache
+from caching_query.entries import sealing
 from examples.model import Person
 
 KEY = "a signing key of some length"

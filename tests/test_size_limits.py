@@ -17,7 +17,8 @@ from sqlalchemy import Integer, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 import caching_query
-from caching_query import FromCache, health, records, sealing
+from caching_query import FromCache, health
+from caching_query.entries import records, sealing
 from caching_query.operations import stats
 from tests.conftest import SQLCounter
 from tests.servers import HOST, Server, _answers, _serve, find_binary, free_port

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .exc import CacheOptionError
+from ..exc import CacheOptionError
 
 log = logging.getLogger("caching_query")
 
@@ -192,7 +192,7 @@ def warn_unsigned(region: str, namespace: str, key: str, why: str) -> None:
 
 def serializes(namespace: Any) -> bool:
     """True for a namespace whose backend pickles what it stores."""
-    from . import _beaker_internals
+    from .. import _beaker_internals
 
     return _beaker_internals.memory_records(namespace) is None and not getattr(
         namespace, "session_local", False

@@ -16,9 +16,9 @@ from typing import Any
 
 from beaker.cache import Cache
 
+from ..operations import stats
 from . import sealing
 from .entry import CacheEntry, is_valid
-from .operations import stats
 
 log = logging.getLogger("caching_query")
 

@@ -29,10 +29,10 @@ from typing import Any
 from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from . import _sa_internals, _sa_loading, keys
+from .. import _sa_internals, _sa_loading, keys
+from ..exc import UncacheableQueryError
+from ..invalidation import versions
 from .entry import CacheEntry, StoredRows
-from .exc import UncacheableQueryError
-from .invalidation import versions
 
 
 class _Loading:
