@@ -125,6 +125,9 @@ class EntryRefused(Exception):
     """A backend that answers refused to store one value (over its item size)."""
 
 
+_VALUE_TOO_LARGE = 0x03
+
+
 def set_record(namespace: Any, key: bytes, record: Any, expire: int | None) -> None:
     """Store ``record`` like ``namespace.set_value`` does, but never silently fail.
 
@@ -133,7 +136,16 @@ def set_record(namespace: Any, key: bytes, record: Any, expire: int | None) -> N
     by returning a false value.
     """
     if isinstance(namespace, MemcachedNamespaceManager):
-        stored = namespace.mc.set(namespace._format_key(key), record, time=expire or 0)
+        try:
+            stored = namespace.mc.set(namespace._format_key(key), record, time=expire or 0)
+        except Exception as error:
+            # the binary protocol's "value too large" status, which bmemcached raises
+            if getattr(error, "code", None) == _VALUE_TOO_LARGE:
+                raise EntryRefused(
+                    f"memcached refused the entry as too large ({error}); lower the "
+                    "region's max_entry_bytes to the server's item size (memcached -I)"
+                ) from error
+            raise
         if not stored:
             if _memcached_answers(namespace.mc):
                 raise EntryRefused(
@@ -151,6 +163,11 @@ def _memcached_answers(client: Any) -> bool:
         return any(client.stats().values())
     except Exception:
         return False
+
+
+def is_memcached(namespace: Any) -> bool:
+    """True for a memcached namespace, whatever client it uses."""
+    return isinstance(namespace, MemcachedNamespaceManager)
 
 
 def refresh(namespace: Any) -> None:

@@ -84,10 +84,11 @@ class RegionCache(Cache):
         super().__init__(namespace, **config)
         self.region = region
         self.slot = (region, namespace)
-        memcached = config.get("type") in ("ext:memcached", "ext:pylibmc")
-        serializes = sealing.serializes(self.namespace)
+        memcached = _beaker_internals.is_memcached(self.namespace)
         self.sealing = sealing.Sealing.configure(
-            own, serializes, sealing.MEMCACHED_ITEM_LIMIT if memcached else None
+            own,
+            sealing.serializes(self.namespace),
+            sealing.MEMCACHED_ITEM_LIMIT if memcached else None,
         )
         if self.sealing.signs:
             try:

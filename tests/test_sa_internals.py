@@ -6,6 +6,10 @@ name, instead of caching_query failing somewhere subtle.
 
 from __future__ import annotations
 
+import os
+import pickle
+from typing import Any
+
 import beaker.cache
 from sqlalchemy import exc, inspect, select
 from sqlalchemy.engine import FrozenResult
@@ -196,3 +200,79 @@ def test_memory_namespace_reads_match_beakers_own():
     present, absent = _beaker_internals.read_records(namespace, [b"present", b"absent"])
     assert present == namespace[b"present"] and present[2] == "value"
     assert absent is None
+
+
+def _counting_loads(seen: list[int]) -> Any:
+    def loads(data: Any) -> Any:
+        seen.append(len(data))
+        return pickle.loads(data)
+
+    return loads
+
+
+def test_outer_layer_loader_replaces_each_backends_own_unpickling(
+    tmp_path, memcached_server, redis_server
+):
+    """``load_outer_layer_with`` relies on each namespace's private layout:
+    file ``do_open``/``hash``/``file``, dbm ``dbm``, the SQL backends'
+    ``do_open``/``table``/``bind``/``loaded``, Redis ``_format_key``/``client``,
+    bmemcached servers' ``unpickler``. Each still reads back what Beaker wrote."""
+    configs = {
+        "file": {"type": "file", "data_dir": str(tmp_path / "f")},
+        "dbm": {"type": "dbm", "data_dir": str(tmp_path / "d")},
+        "database": {"type": "ext:database", "url": f"sqlite:///{tmp_path / 'c.db'}"},
+        "redis": {"type": "ext:redis", "url": redis_server.url},
+    }
+    for name, config in configs.items():
+        seen: list[int] = []
+        cache = beaker.cache.Cache(f"canary-outer-{name}", **config)
+        cache.put("k", "v")
+        _beaker_internals.load_outer_layer_with(cache.namespace, _counting_loads(seen), None)
+        cache.namespace.loaded = False  # the SQL namespace: read its row again
+        (record,) = _beaker_internals.read_records(cache.namespace, [b"k"])
+        assert record[2] == "v", name
+        assert seen, f"{name}: the loader was not used"
+
+    class Refusing(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            raise pickle.UnpicklingError(f"{module}.{name}")
+
+    cache = beaker.cache.Cache(
+        "canary-outer-mc",
+        type="ext:memcached",
+        url=memcached_server.url,
+        memcache_module="bmemcached",
+    )
+    try:
+        cache.put("k", FrozenResult.__name__)  # a str: no class to find
+        _beaker_internals.load_outer_layer_with(cache.namespace, pickle.loads, Refusing)
+        assert all(server.unpickler is Refusing for server in cache.namespace.mc.servers)
+        cache.namespace.mc.set(cache.namespace._format_key(b"obj"), ("x", exc.SQLAlchemyError))
+        try:
+            cache.namespace.mc.get(cache.namespace._format_key(b"obj"))
+        except pickle.UnpicklingError as error:
+            assert "SQLAlchemyError" in str(error)
+        else:
+            raise AssertionError("the memcached client did not use the unpickler given")
+        (record,) = _beaker_internals.read_records(cache.namespace, [b"k"])
+        assert record[2] == "FrozenResult"
+    finally:
+        for server in cache.namespace.mc.servers:
+            server.unpickler = pickle.Unpickler
+
+
+def test_memcached_refusal_of_an_item_is_told_from_a_dead_server(memcached_server):
+    cache = beaker.cache.Cache(
+        "canary-refusal",
+        type="ext:memcached",
+        url=memcached_server.url,
+        memcache_module="bmemcached",
+    )
+    assert _beaker_internals.is_memcached(cache.namespace)
+    try:
+        # incompressible: the client compresses what it sends
+        _beaker_internals.set_record(cache.namespace, b"big", os.urandom(2 << 20), None)
+    except _beaker_internals.EntryRefused:
+        pass
+    else:
+        raise AssertionError("memcached stored a 2 MiB item")

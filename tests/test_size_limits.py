@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import tempfile
 from collections.abc import Iterator
 from functools import partial
@@ -24,7 +25,7 @@ from tests.conftest import SQLCounter
 from tests.servers import HOST, Server, _answers, _serve, find_binary, free_port
 
 ROWS = 1200
-TEXT = "x" * 1000  # 1200 rows of 1000 bytes: over memcached's 1 MiB item limit
+TEXT_SIZE = 1000  # 1200 rows of 1000 bytes: over memcached's 1 MiB item limit
 
 
 class Base(DeclarativeBase):
@@ -42,7 +43,11 @@ def blob_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('blobs') / 'blobs.db'}")
     Base.metadata.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(Blob.__table__.insert(), [{"id": n, "text": TEXT} for n in range(1, ROWS + 1)])
+        # random hex: the memcached client compresses, and this stays large
+        texts = [random.Random(n).randbytes(TEXT_SIZE // 2).hex() for n in range(ROWS)]
+        conn.execute(
+            Blob.__table__.insert(), [{"id": n + 1, "text": t} for n, t in enumerate(texts)]
+        )
     yield engine
     engine.dispose()
 
@@ -81,7 +86,7 @@ def _check_refused_entry_is_no_outage(
     with caplog.at_level(logging.WARNING, "caching_query"):
         for _ in range(3):
             with _session(manager, engine) as session, sql.expect(1):
-                assert _big(session) == ROWS * len(TEXT)
+                assert _big(session) == ROWS * TEXT_SIZE
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len([w for w in warnings if "not caching" in w]) == 1, warnings
     assert not [w for w in warnings if "unavailable" in w], "an oversized entry is not an outage"
@@ -121,7 +126,7 @@ def test_memcached_refusing_an_item_is_no_outage(
     small_item_memcached, blob_engine, blob_sql, caplog
 ):
     """The server's own limit is lower than the region's: it refuses, and answers."""
-    config = {"type": "ext:memcached", "url": small_item_memcached.url}
+    config = {"type": "ext:memcached", "url": small_item_memcached.url, "max_entry_bytes": 0}
     manager = CacheManager(cache_regions={"default": config})
     _check_refused_entry_is_no_outage(manager, blob_engine, blob_sql, caplog)
 
@@ -143,11 +148,11 @@ def test_no_limit_elsewhere(tmp_path, blob_engine, blob_sql):
     manager = CacheManager(cache_regions={"default": {"type": "file", "data_dir": str(tmp_path)}})
     assert FromCache("default", "big", cache_manager=manager).cache().sealing.max_bytes is None
     with _session(manager, blob_engine) as session, blob_sql.expect(1):
-        assert _big(session) == ROWS * len(TEXT)
+        assert _big(session) == ROWS * TEXT_SIZE
     with _session(manager, blob_engine) as session, blob_sql.expect(0):
-        assert _big(session) == ROWS * len(TEXT)
+        assert _big(session) == ROWS * TEXT_SIZE
     counts = caching_query.statistics()[("default", "big")]
-    assert counts.bytes_written > ROWS * len(TEXT) and counts.bytes_read == counts.bytes_written
+    assert counts.bytes_written > ROWS * TEXT_SIZE and counts.bytes_read == counts.bytes_written
 
 
 def test_zero_means_no_limit_even_on_memcached(memcached_server):

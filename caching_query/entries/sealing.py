@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _beaker_internals
 from ..exc import CacheOptionError
 
 log = logging.getLogger("caching_query")
@@ -192,8 +193,6 @@ def warn_unsigned(region: str, namespace: str, key: str, why: str) -> None:
 
 def serializes(namespace: Any) -> bool:
     """True for a namespace whose backend pickles what it stores."""
-    from .. import _beaker_internals
-
     return _beaker_internals.memory_records(namespace) is None and not getattr(
         namespace, "session_local", False
     )

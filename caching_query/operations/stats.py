@@ -143,7 +143,8 @@ def _totals() -> _Rows:
     total: _Rows = {}
     living = []
     for thread, rows in _threads:
-        if thread() is None or not thread().is_alive():  # type: ignore[union-attr]
+        alive = thread()
+        if alive is None or not alive.is_alive():
             _add(_retired, rows)
         else:
             living.append((thread, rows))
