@@ -15,6 +15,7 @@ import beaker.cache
 import sqlalchemy as sa
 from beaker.container import DBMNamespaceManager, FileNamespaceManager, MemoryNamespaceManager
 from beaker.ext.memcached import MemcachedNamespaceManager
+from beaker.ext.redisclusternm import RedisClusterNamespaceManager
 from beaker.ext.redisnm import RedisNamespaceManager
 from beaker.ext.sqla import SqlaNamespaceManager
 
@@ -158,16 +159,36 @@ def set_record(namespace: Any, key: bytes, record: Any, expire: int | None) -> N
 
 
 def _memcached_answers(client: Any) -> bool:
-    # a client that cannot reach its server answers stats() with nothing
+    # A client that cannot reach its server answers its stats call with
+    # nothing: bmemcached's stats() a dict per server, python-memcached's and
+    # pylibmc's get_stats() a list of (server, stats) pairs.
+    ask = getattr(client, "stats", None) or getattr(client, "get_stats", None)
     try:
-        return any(client.stats().values())
+        answer = ask() if ask is not None else None
     except Exception:
         return False
+    if isinstance(answer, dict):
+        return any(answer.values())
+    return any(stats for _, stats in answer or ())
 
 
 def is_memcached(namespace: Any) -> bool:
     """True for a memcached namespace, whatever client it uses."""
     return isinstance(namespace, MemcachedNamespaceManager)
+
+
+def keep_namespace_on_one_node(namespace: Any) -> None:
+    """Redis Cluster: give every key of ``namespace`` one hash slot.
+
+    A hit reads an entry and its namespace's generation in one ``MGET``,
+    which a cluster refuses for keys of different slots. The namespace in
+    braces is a hash tag: Redis hashes only that part of
+    ``beaker_cache:{namespace}:key``. Namespaces still spread over the nodes.
+    """
+    if isinstance(namespace, RedisClusterNamespaceManager) and not namespace.namespace.startswith(
+        "{"
+    ):
+        namespace.namespace = "{" + namespace.namespace + "}"
 
 
 def refresh(namespace: Any) -> None:
@@ -264,6 +285,20 @@ def read_records_with(
         other_formatted = [other._format_key(key) for key in other_keys]
         found = namespace.mc.get_multi(formatted + other_formatted) or {}
         return [found.get(key) for key in formatted], [found.get(key) for key in other_formatted]
+    if (
+        isinstance(namespace, RedisClusterNamespaceManager)
+        and isinstance(other, RedisClusterNamespaceManager)
+        and namespace.client is other.client
+    ):
+        # Two slots, maybe two nodes: one MGET per slot, sent in one
+        # pipeline that writes to every node before reading any answer.
+        raw = namespace.client.mget_nonatomic(
+            [namespace._format_key(key) for key in keys]
+            + [other._format_key(key) for key in other_keys]
+        )
+        loads = _loads_of(namespace)
+        values = [None if value is None else loads(value) for value in raw]
+        return values[: len(keys)], values[len(keys) :]
     if (
         isinstance(namespace, RedisNamespaceManager)
         and isinstance(other, RedisNamespaceManager)

@@ -63,8 +63,8 @@ def safe_name(value: object, what: str) -> str:
 def backend_key(key: str) -> bytes:
     """``key`` as Beaker's ``Cache`` front-end hands it to a namespace.
 
-    Using the same form lets Beaker's own ``cache.get(key)`` find what
-    this library wrote.
+    The same form keeps the Beaker namespace's own key layout, so that
+    Beaker's ``remove_value(key)`` and its creation locks name the same key.
     """
     return key.encode("ascii", "backslashreplace")
 

@@ -82,6 +82,7 @@ class RegionCache(Cache):
     def __init__(self, region: str, namespace: str, **config: Any) -> None:
         own = {name: config.pop(name) for name in sealing.OWN_SETTINGS if name in config}
         super().__init__(namespace, **config)
+        _beaker_internals.keep_namespace_on_one_node(self.namespace)
         self.region = region
         self.slot = (region, namespace)
         memcached = _beaker_internals.is_memcached(self.namespace)
@@ -98,34 +99,58 @@ class RegionCache(Cache):
             except TypeError as error:
                 raise CacheOptionError(f"cache region {region!r}: {error}") from None
 
+    # The entries of this namespace are sealed records only this library
+    # reads safely: every Beaker read of them goes through ``store``.
+
     def get(self, key: Any, **kw: Any) -> Any:
-        if kw:  # Beaker's createfunc & co. (values that are not entries)
-            return super().get(key, **kw)
+        """The live entry under ``key``; with ``createfunc=``, made and stored
+        when there is none (it must return a ``CacheEntry``)."""
         from . import store
 
-        entry = store.read(self, key if isinstance(key, str) else key.decode("ascii"))
-        if entry is None:
+        name = _key_text(key)
+        entry = store.read(self, name)
+        if entry is not None:
+            return entry
+        create = kw.get("createfunc")
+        if create is None:
             raise KeyError(key)
+        entry = create()
+        self.put(name, entry, **{k: v for k, v in kw.items() if k != "createfunc"})
         return entry
 
     get_value = get
 
     def put(self, key: Any, value: Any, **kw: Any) -> None:
+        """Store ``value``, a ``CacheEntry``, as a miss would."""
         from . import store
         from .entries.entry import CacheEntry
 
         if not isinstance(value, CacheEntry):
-            super().put(key, value, **kw)
-            return
+            raise TypeError(
+                f"the Cache of region {self.region!r} namespace {self.namespace_name!r} "
+                f"holds caching_query entries, not {type(value).__name__}; keep other "
+                "values in a Beaker Cache of a namespace of their own"
+            )
         expire = kw.get("expiretime") or kw.get("expire")
-        store.write(self, key if isinstance(key, str) else key.decode("ascii"), value, expire)
+        store.write(self, _key_text(key), value, expire)
 
     set_value = put
+
+    def has_key(self, key: Any) -> bool:
+        from . import store
+
+        return store.read(self, _key_text(key)) is not None
+
+    __contains__ = has_key
 
     def clear(self) -> None:
         from . import store
 
         store.clear(self)
+
+
+def _key_text(key: Any) -> str:
+    return key if isinstance(key, str) else bytes(key).decode("ascii")
 
 
 def forget_caches() -> None:

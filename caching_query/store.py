@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pickle
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -132,12 +133,15 @@ def _lookup(
     except Exception as error:
         if health.is_backend_failure(error):
             raise _backend_failed(cache, error) from error
-        log.warning(
-            "caching_query: unreadable value under key %r in namespace %r",
-            key,
-            cache.namespace_name,
-            exc_info=True,
-        )
+        if records.sealing_of(cache).signs and isinstance(error, pickle.UnpicklingError):
+            records.refused(cache, key, f"the backend holds a pickle of classes ({error})", again)
+        else:
+            log.warning(
+                "caching_query: unreadable value under key %r in namespace %r",
+                key,
+                cache.namespace_name,
+                exc_info=True,
+            )
         _repair(cache, key)
         return None, None, None
     if generation is not None or stored is not None:
@@ -214,7 +218,7 @@ def write(
         entry.meta["generation"] = (
             generation if generation is not None else _current_generation(cache)
         )
-        record = records.record_for(cache, entry, expire)
+        record = records.record_for(cache, key, entry, expire)
         _store_raw(cache, _backend_key(key), record, expire)
     except sealing.Oversized as oversized:
         records.not_stored(cache, key, entry, oversized)

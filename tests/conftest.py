@@ -34,7 +34,7 @@ from caching_query import CachingQuery, health
 from caching_query.invalidation import publish
 from examples import blog, fixture_data
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.servers", "tests.redis_cluster"]
 
 
 class SQLCounter:
@@ -151,6 +151,12 @@ def _redis(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
     return {"type": "ext:redis", "url": server.url}
 
 
+def _redis_cluster(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
+    cluster = request.getfixturevalue("redis_cluster")
+    cluster.flush()
+    return {"type": "ext:rediscluster", "urls": cluster.urls}
+
+
 def _postgres(request: pytest.FixtureRequest, tmp: Path) -> dict[str, Any]:
     server = request.getfixturevalue("postgres_server")
     table = f"cq_cache_{abs(hash(request.node.nodeid)) % 10**8}"
@@ -201,10 +207,11 @@ BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], dict[str, Any]]] = {
     "sqla-sqlite": _sqla_sqlite,
     "memcached": _memcached,
     "redis": _redis,
+    "redis-cluster": _redis_cluster,
     "database-postgresql": _postgres,
     "sqla-postgresql": _sqla_postgres,
 }
-SERVER_BACKENDS = {"memcached", "redis", "database-postgresql", "sqla-postgresql"}
+SERVER_BACKENDS = {"memcached", "redis", "redis-cluster", "database-postgresql", "sqla-postgresql"}
 # CQ_BACKENDS=memory,file narrows a local run; CI runs them all.
 SELECTED = [b for b in os.environ.get("CQ_BACKENDS", ",".join(BACKENDS)).split(",") if b]
 

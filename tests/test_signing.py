@@ -14,7 +14,7 @@ from beaker.cache import CacheManager
 from sqlalchemy.orm import sessionmaker
 
 import caching_query
-from caching_query import CacheOptionError, FromCache
+from caching_query import CacheOptionError, FromCache, _beaker_internals
 from caching_query.entries import sealing
 from examples.model import Person
 
@@ -65,6 +65,14 @@ def _names(session: Any) -> list[str]:
     return [p.name for p in _query(session).all()]
 
 
+def _other_writer(namespace: str, config: dict[str, Any]) -> Any:
+    """Another writer of the shared server: Beaker's own Cache, no keys, the
+    library's key layout (on a Redis Cluster, the namespace as a hash tag)."""
+    other = beaker.cache.Cache(namespace, **config)
+    _beaker_internals.keep_namespace_on_one_node(other.namespace)
+    return other
+
+
 def _plant(other: Any, key: str, value: bytes) -> None:
     namespace = other.namespace
     namespace.acquire_write_lock()
@@ -100,7 +108,7 @@ def test_a_crafted_pickle_under_the_key_is_never_unpickled(
     with _session(signed, engine) as session:
         cache, key = _query(session).cache_and_key()
     # Another writer of the shared server, with Beaker's own API and no keys.
-    other = beaker.cache.Cache(cache.namespace_name, **region_config)
+    other = _other_writer(cache.namespace_name, region_config)
     payload = pickle.dumps((0.0, None, Crafted(marker)), protocol=2)
     if where == "beaker record":
         other.put(key, Crafted(marker))  # Beaker pickles its (time, expire, value) record
@@ -132,7 +140,7 @@ def test_the_crafted_pickle_does_run_without_signing(
         # client refuse classes, for every region on it
         for server in cache.namespace.mc.servers:
             server.unpickler = pickle.Unpickler
-    beaker.cache.Cache(cache.namespace_name, **region_config).put(key, Crafted(marker))
+    _other_writer(cache.namespace_name, region_config).put(key, Crafted(marker))
     with _session(plain, engine) as session:
         assert _names(session) == ["person 03", "person 04"]
     assert marker.exists()
@@ -207,3 +215,76 @@ def test_the_region_type_is_not_passed_to_beaker_with_our_settings(tmp_path):
     cache = FromCache("default", "x", cache_manager=manager).cache()
     assert "signing_keys" not in cache.nsargs and "max_entry_bytes" not in cache.nsargs
     assert cache.sealing.max_bytes == 5000
+
+
+def test_a_signed_entry_copied_under_another_key_is_refused(
+    serializing, signed, region_config, engine, sql
+):
+    """The MAC covers the namespace and key: one query's signed result cannot
+    be served as another's."""
+
+    def names(session: Any, ids: list[int]) -> list[str]:
+        query = session.query(Person).filter(Person.id.in_(ids)).order_by(Person.id)
+        return [p.name for p in query.options(FromCache("default", "signed")).all()]
+
+    with _session(signed, engine) as session, sql.expect(2):
+        assert names(session, [3]) == ["person 03"]
+        assert names(session, [4]) == ["person 04"]
+    with _session(signed, engine) as session:
+        query3 = session.query(Person).filter(Person.id.in_([3])).order_by(Person.id)
+        cache, key3 = query3.options(FromCache("default", "signed")).cache_and_key()
+        query4 = session.query(Person).filter(Person.id.in_([4])).order_by(Person.id)
+        _, key4 = query4.options(FromCache("default", "signed")).cache_and_key()
+    (sealed,) = _beaker_internals.read_records(cache.namespace, [key3.encode()])
+    assert type(sealed) is bytes and sealed.startswith(b"cqs1")
+    other = _other_writer(cache.namespace_name, region_config)
+    _plant(other, key4, sealed)  # person 03's signed entry, under person 04's key
+    with _session(signed, engine) as session, sql.expect(1):
+        assert names(session, [4]) == ["person 04"]
+    assert caching_query.statistics()[("default", "signed")].refused >= 1
+
+
+def test_refusals_at_beakers_layer_are_counted_and_warned_once(
+    serializing, signed, region_config, engine, sql, tmp_path, caplog
+):
+    marker = tmp_path / "pwned"
+    caching_query.reset_statistics()
+    with caplog.at_level(logging.WARNING, "caching_query"):
+        for _ in range(2):
+            with _session(signed, engine) as session:
+                cache, key = _query(session).cache_and_key()
+            _other_writer(cache.namespace_name, region_config).put(key, Crafted(marker))
+            with _session(signed, engine) as session, sql.expect(1):
+                assert _names(session) == ["person 03", "person 04"]
+    assert not marker.exists()
+    assert caching_query.statistics()[("default", "signed")].refused == 2
+    refusals = [r for r in caplog.records if "refusing the entry" in r.getMessage()]
+    assert len(refusals) == 1, "once per namespace"
+
+
+def test_the_handed_out_cache_reads_only_through_the_library(signed, engine, sql, tmp_path):
+    with _session(signed, engine) as session, sql.expect(1):
+        _names(session)
+        cache, key = _query(session).cache_and_key()
+    assert key in cache and cache.has_key(key)
+    assert "no such key" not in cache
+    made = cache.get(key)
+    assert cache.get("another", createfunc=lambda: made) is made
+    assert len(cache.get("another")) == 2
+    with pytest.raises(TypeError, match="holds caching_query entries, not str"):
+        cache.put("x", "a str")
+    cache.clear()
+    assert key not in cache
+
+
+def test_the_check_command_never_unpickles_what_it_finds(tmp_path):
+    """``python -m caching_query check`` opens regions as the application does."""
+    from caching_query.operations import probes
+
+    marker = tmp_path / "pwned"
+    config = {"type": "file", "data_dir": str(tmp_path / "cache")}
+    beaker.cache.Cache(probes.CHECK_NAMESPACE, **config).put("planted", Crafted(marker))
+    manager = _manager(config, signing_keys=[KEY])
+    probes.probe(manager, "default")
+    assert not marker.exists()
+    assert probes.probe(manager, "default").ok, "the planted file was removed: probes work again"

@@ -30,11 +30,15 @@ def sealing_of(cache: Cache) -> sealing.Sealing:
     return getattr(cache, "sealing", None) or _UNSEALED
 
 
-def record_for(cache: Cache, entry: CacheEntry, expire: int | None) -> Any:
+def _where(cache: Cache, key: str) -> bytes:
+    return f"{cache.namespace_name}\0{key}".encode("utf-8", "surrogatepass")
+
+
+def record_for(cache: Cache, key: str, entry: CacheEntry, expire: int | None) -> Any:
     """What to store for ``entry``; ``sealing.Oversized`` over the region's limit."""
     record = (time.time(), expire, entry)
     seal = sealing_of(cache)
-    return seal.seal(record) if seal.serializes else record
+    return seal.seal(record, _where(cache, key)) if seal.serializes else record
 
 
 def _is_expired(cache: Cache, stored_at: float, expire: int | None) -> bool:
@@ -43,22 +47,28 @@ def _is_expired(cache: Cache, stored_at: float, expire: int | None) -> bool:
     return expire is not None and time.time() >= stored_at + expire
 
 
-def _refused(cache: Cache, key: str, why: str, counted: bool) -> tuple[None, bool]:
+def refused(cache: Cache, key: str, why: str, again: bool = False) -> None:
+    """A value that signing does not let through: counted, warned once per namespace."""
     slot = stats.slot_of(cache)
-    if counted:
+    if not again:
         stats.count(slot, stats.REFUSED)
     sealing.warn_unsigned(slot[0], slot[1], key, why)
+
+
+def _refused(cache: Cache, key: str, why: str, counted: bool) -> tuple[None, bool]:
+    refused(cache, key, why, again=not counted)
     return None, False  # left in place: the next store replaces it
 
 
-def _bad(cache: Cache, key: str, what: str) -> tuple[None, bool]:
+def _bad(cache: Cache, key: str, what: str, counted: bool) -> tuple[None, bool]:
     log.warning(
         "caching_query: ignoring %s under key %r in namespace %r",
         what,
         key,
         cache.namespace_name,
     )
-    stats.count(stats.slot_of(cache), stats.REFUSED)
+    if counted:
+        stats.count(stats.slot_of(cache), stats.REFUSED)
     return None, True
 
 
@@ -73,17 +83,17 @@ def entry_in(
     seal = sealing_of(cache)
     if type(stored) is bytes:
         try:
-            stored = seal.open(stored)
+            stored = seal.open(stored, _where(cache, key))
         except sealing.Unsigned as why:
             return _refused(cache, key, str(why), counted)
         except Exception as error:
-            return _bad(cache, key, f"unreadable bytes ({error})")
+            return _bad(cache, key, f"unreadable bytes ({error})", counted)
     elif seal.signs:
         return _refused(cache, key, "it is not signed (stored without signing keys)", counted)
     try:
         stored_at, expire, value = stored
     except (TypeError, ValueError):
-        return _bad(cache, key, "a malformed record")
+        return _bad(cache, key, "a malformed record", counted)
     if _is_expired(cache, stored_at, expire):
         return None, False
     if not is_valid(value):
@@ -92,6 +102,7 @@ def entry_in(
             key,
             f"a value of type {type(value).__name__} that this library did not store "
             "(or stored in another format)",
+            counted,
         )
     return value, False
 

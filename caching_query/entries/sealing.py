@@ -27,7 +27,7 @@ import io
 import logging
 import pickle
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _beaker_internals
@@ -92,9 +92,10 @@ def _keys_from(value: Any) -> tuple[bytes, ...]:
         if isinstance(item, str):
             item = item.encode("utf-8")
         if not isinstance(item, bytes) or len(item) < 16:
+            what = f"{len(item)} bytes" if isinstance(item, bytes) else type(item).__name__
             raise CacheOptionError(
                 f"{SIGNING_KEYS}: each key must be a str or bytes of at least 16 "
-                f"bytes, not {item!r}"
+                f"bytes, not {what}"  # never the key itself: it would reach logs
             )
         keys.append(item)
     return tuple(keys)
@@ -119,7 +120,7 @@ class Sealing:
     """How one region's backend stores entries."""
 
     serializes: bool
-    keys: tuple[bytes, ...] = ()
+    keys: tuple[bytes, ...] = field(default=(), repr=False)
     max_bytes: int | None = None
 
     @classmethod
@@ -136,23 +137,25 @@ class Sealing:
     def signs(self) -> bool:
         return bool(self.keys)
 
-    def seal(self, record: Any) -> bytes:
-        """``record`` as the bytes to store; ``Oversized`` over the limit."""
+    def seal(self, record: Any, where: bytes) -> bytes:
+        """``record`` as the bytes to store under ``where`` (namespace and key);
+        ``Oversized`` over the limit."""
         payload = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
         if self.keys:
-            data = _SIGNED + hmac.digest(self.keys[0], payload, "sha256") + payload
+            data = _SIGNED + _mac(self.keys[0], where, payload) + payload
         else:
             data = _PLAIN + payload
         if self.max_bytes is not None and len(data) > self.max_bytes:
             raise Oversized(len(data), self.max_bytes)
         return data
 
-    def open(self, data: bytes) -> Any:
-        """The record ``seal()`` made into ``data``.
+    def open(self, data: bytes, where: bytes) -> Any:
+        """The record ``seal()`` made into ``data`` for ``where``.
 
         ``Unsigned`` when keys are configured and ``data`` is not signed by
-        one of them: then nothing of it is unpickled. ``ValueError`` for
-        bytes that are not a sealed record at all.
+        one of them for this very namespace and key (a signed entry copied
+        under another key is refused too): then nothing of it is unpickled.
+        ``ValueError`` for bytes that are not a sealed record at all.
         """
         head = data[:_HEAD]
         view = memoryview(data)
@@ -161,16 +164,25 @@ class Sealing:
             if self.keys:
                 mac = data[_HEAD : _HEAD + _MAC]
                 if not any(
-                    hmac.compare_digest(mac, hmac.digest(key, payload, "sha256"))
-                    for key in self.keys
+                    hmac.compare_digest(mac, _mac(key, where, payload)) for key in self.keys
                 ):
-                    raise Unsigned("its signature matches none of the configured signing keys")
+                    raise Unsigned(
+                        "its signature matches none of the configured signing keys "
+                        "for this namespace and key"
+                    )
             return pickle.loads(payload)
         if head == _PLAIN:
             if self.keys:
                 raise Unsigned("it is not signed")
             return pickle.loads(view[_HEAD:])
         raise ValueError("not a record this library sealed")
+
+
+def _mac(key: bytes, where: bytes, payload: Any) -> bytes:
+    signer = hmac.new(key, where, "sha256")
+    signer.update(b"\0")
+    signer.update(payload)
+    return signer.digest()
 
 
 _warned_unsigned: set[tuple[str, str]] = set()

@@ -79,8 +79,12 @@ def _configured() -> list[tuple[str, dict[str, Any], CacheManager | None]]:
     return found
 
 
-def versions_caches() -> dict[tuple[str, str], Cache]:
-    """The versions namespace of every backend that auto-invalidated regions use."""
+def versions_caches(unopened: list[tuple[str, str]] | None = None) -> dict[tuple[str, str], Cache]:
+    """The versions namespace of every backend that auto-invalidated regions use.
+
+    Regions whose backend cannot even be opened are left out, and added to
+    ``unopened`` as ``("region", name)``.
+    """
     caches: dict[tuple[str, str], Cache] = {}
     for name, config, manager in _configured():
         _note_cache_table(config)
@@ -88,6 +92,8 @@ def versions_caches() -> dict[tuple[str, str], Cache]:
             cache = regions.get_cache(name, versions.VERSIONS_NAMESPACE, manager)
         except Exception as error:  # a backend that cannot be opened
             health.failed_region(name, error)
+            if unopened is not None:
+                unopened.append(("region", name))
             continue
         if regions.is_session_local(cache):
             continue
@@ -105,18 +111,21 @@ def _note_cache_table(config: dict[str, Any]) -> None:
 def publish(tables: Iterable[str]) -> list[tuple[str, str]]:
     """Announce a committed write of ``tables`` to every backend; never raises.
 
-    Returns the backends that could not be told (they are retried).
+    Returns the backends that could not be told: those that failed are
+    retried; regions that could not be opened at all are only reported.
     """
     if getattr(_publishing, "active", False):
         return []  # the versions' own write, on a SQL-table backend
     changed = {*tables, ANY_TABLE}
     _publishing.active = True
     try:
-        return [
+        unopened: list[tuple[str, str]] = []
+        failed = [
             backend
-            for backend, cache in versions_caches().items()
+            for backend, cache in versions_caches(unopened).items()
             if not _publish_to(backend, cache, changed)
         ]
+        return failed + unopened
     finally:
         _publishing.active = False
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from beaker.cache import CacheManager
 
-from .. import FromCache, clear, invalidate_tables
+from .. import FromCache, clear, invalidate_tables, regions
 from ..exc import CachingQueryError
-from ..invalidation import publish
+from ..invalidation import publish, versions
 from . import probes
 from .config import ConfigError, load, select_regions
 
@@ -224,7 +224,8 @@ def _invalidate(args: argparse.Namespace, manager: CacheManager, collected: _Col
         raise ConfigError(f"{args.config} configures no region shared between processes")
     for region in shared:  # publish would skip, not report, a region it cannot open
         try:
-            manager.get_cache_region(probes.CHECK_NAMESPACE, region)
+            probes.region_cache(manager, region)
+            regions.get_cache(region, versions.VERSIONS_NAMESPACE, manager)
         except Exception as error:
             raise ConfigError(f"cannot open region {region!r}: {error}") from error
     publish.add_target(manager, local)
@@ -250,10 +251,10 @@ def _invalidate(args: argparse.Namespace, manager: CacheManager, collected: _Col
             file=sys.stderr,
         )
         return FAILED
-    for regions in groups.values():
+    for names in groups.values():
         print(
-            f"invalidated {what} on {_describe(manager, regions[0])} "
-            f"(region{'s' * (len(regions) > 1)} {', '.join(regions)})"
+            f"invalidated {what} on {_describe(manager, names[0])} "
+            f"(region{'s' * (len(names) > 1)} {', '.join(names)})"
         )
     return OK
 

@@ -12,7 +12,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from beaker.cache import CacheManager
 
-from .. import _beaker_clients
+from .. import _beaker_clients, regions, store
+from ..entries.entry import CacheEntry, StoredRows
 
 __all__ = [
     "CHECK_NAMESPACE",
@@ -90,6 +91,8 @@ def where(config: dict[str, Any]) -> str:
 
 
 def _reason(error: BaseException) -> str:
+    if isinstance(error, store.BackendFailure) and error.__cause__ is not None:
+        error = error.__cause__  # what the client said, not the library's wrapper
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
@@ -119,7 +122,7 @@ def set_timeouts(manager: CacheManager, seconds: float) -> None:
             config["url"] = _with_timeouts(config["url"], seconds)
         elif kind == "ext:memcached":
             try:
-                cache = manager.get_cache_region(CHECK_NAMESPACE, name)
+                cache = region_cache(manager, name)
             except Exception:
                 continue  # reported by the command that uses the region
             client = _beaker_clients.memcached_client(cache.namespace)
@@ -139,12 +142,20 @@ class Probe:
     note: str | None = None
 
 
-def probe(manager: CacheManager, region: str) -> Probe:
-    """Write a value under a fresh key of ``CHECK_NAMESPACE``, read it back, remove it.
+def region_cache(manager: CacheManager, region: str) -> Any:
+    """The region's ``Cache`` as the application opens it: sealed, signed where
+    configured (so that nothing read from the server is unpickled unchecked),
+    and failing on settings the application would fail on."""
+    return regions.get_cache(region, CHECK_NAMESPACE, manager)
 
-    Only Beaker's public ``Cache`` API is used. A memcached client answers a
-    dead server with a miss rather than an error, so a read that does not
-    return the value written is a failure.
+
+def probe(manager: CacheManager, region: str) -> Probe:
+    """Store an entry under a fresh key of ``CHECK_NAMESPACE``, read it back, remove it.
+
+    It goes the way a cached query's entry goes (``store``), so signing and
+    size settings take part. A memcached client answers a dead server with a
+    miss rather than an error, so a read that does not return the entry
+    written is a failure.
     """
     kind = region_type(manager, region)
     if kind == "ext:local_session":
@@ -152,13 +163,14 @@ def probe(manager: CacheManager, region: str) -> Probe:
     key, value = f"probe-{uuid.uuid4().hex}", f"caching_query check {uuid.uuid4().hex}"
     started = time.perf_counter()
     try:
-        cache = manager.get_cache_region(CHECK_NAMESPACE, region)
-        cache.put(key, value)
-        try:
-            read = cache.get(key)
-        except KeyError:
-            read = None
-        cache.remove_value(key)
+        cache = region_cache(manager, region)
+        store.write(cache, key, CacheEntry.of_rows(StoredRows(("probe",), [(value,)]), {}))
+        entry = store.read(cache, key)
+        read = entry.data.rows[0][0] if entry is not None else None
+        store.remove(cache, key)
+        store.remove(cache, store.GENERATION_KEY)  # leave the server as it was
+        if kind in ("file", "dbm"):
+            cache.namespace.remove()  # the probe's namespace file
     except Exception as error:
         return Probe(region, kind, False, error=_reason(error))
     ms = round((time.perf_counter() - started) * 1000, 3)
@@ -220,14 +232,10 @@ def _fill(
     everything: bool,
 ) -> None:
     if stats.type == "ext:memcached":
-        client = _beaker_clients.memcached_client(
-            manager.get_cache_region(CHECK_NAMESPACE, region).namespace
-        )
+        client = _beaker_clients.memcached_client(region_cache(manager, region).namespace)
         _memcached(stats, client, everything)
     elif stats.type == "ext:redis":
-        client = _beaker_clients.redis_client(
-            manager.get_cache_region(CHECK_NAMESPACE, region).namespace
-        )
+        client = _beaker_clients.redis_client(region_cache(manager, region).namespace)
         _redis(stats, client, everything)
     elif stats.type in PER_PROCESS:
         stats.note = f"no server statistics: {PER_PROCESS[stats.type]}"

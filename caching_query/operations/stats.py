@@ -93,11 +93,20 @@ _baseline: _Rows = {}
 enabled = True
 
 
+_pruned_at = 1  # how many threads were registered after the last pruning
+
+
 class _ThreadRows(threading.local):
     def __init__(self) -> None:
+        global _pruned_at
         self.rows: _Rows = {}
         with _registry_lock:
             _threads.append((weakref.ref(threading.current_thread()), self.rows))
+            if len(_threads) >= 2 * _pruned_at:
+                # a thread per request must not grow the registry: fold ended
+                # threads' rows into one, amortised over the threads started
+                _totals()
+                _pruned_at = max(len(_threads), 1)
 
 
 _local = _ThreadRows()
