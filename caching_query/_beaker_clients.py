@@ -8,12 +8,66 @@ these functions are the only places that read those attributes, and
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from beaker.ext.memcached import MemcachedNamespaceManager
 from beaker.ext.redisnm import RedisNamespaceManager
 
-__all__ = ["memcached_client", "redis_client", "set_memcached_timeout"]
+__all__ = [
+    "memcached_client",
+    "redis_client",
+    "server_answers",
+    "server_of",
+    "set_memcached_timeout",
+    "spread_over_servers",
+]
+
+_spread: dict[tuple[str, ...], Any] = {}
+_spread_lock = threading.Lock()
+
+
+def spread_over_servers(namespace: Any) -> None:
+    """memcached with several servers: spread keys over them, one server per key.
+
+    Beaker builds ``bmemcached.Client`` from ``url = "a;b;c"``, which
+    replicates every key to every server. A pool is meant to add capacity:
+    this gives the namespace a consistent-hash ``DistributedClient`` of the
+    same servers instead (one per server list, shared like Beaker's), so a
+    dead server costs only the keys it held.
+    """
+    if not isinstance(namespace, MemcachedNamespaceManager):
+        return
+    client = namespace.mc
+    if type(client).__name__ != "ReplicatingClient":
+        return
+    servers = tuple(server.server for server in client.servers)
+    if len(servers) < 2:
+        return
+    with _spread_lock:
+        shared = _spread.get(servers)
+        if shared is None:
+            import bmemcached
+
+            shared = _spread[servers] = bmemcached.DistributedClient(list(servers))
+    namespace.mc = shared
+
+
+def server_of(client: Any, key: str) -> str | None:
+    """The server (``host:port``) a pool client keeps ``key`` on; None without a pool."""
+    pick = getattr(client, "_get_server", None)
+    return pick(key).server if pick is not None else None  # type: ignore[no-any-return]
+
+
+def server_answers(client: Any, server: str) -> bool:
+    """Whether one server of a bmemcached client answers ``stats``."""
+    for each in client.servers:
+        if each.server == server:
+            try:
+                return bool(each.stats())
+            except Exception:
+                return False
+    return False
 
 
 def memcached_client(namespace: Any) -> Any | None:

@@ -5,19 +5,21 @@
 
 from __future__ import annotations
 
-import errno
+import math
 import pickle
-import types
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import beaker.cache
-import sqlalchemy as sa
-from beaker.container import DBMNamespaceManager, FileNamespaceManager, MemoryNamespaceManager
+from beaker.container import DBMNamespaceManager, MemoryNamespaceManager
 from beaker.ext.memcached import MemcachedNamespaceManager
 from beaker.ext.redisclusternm import RedisClusterNamespaceManager
 from beaker.ext.redisnm import RedisNamespaceManager
 from beaker.ext.sqla import SqlaNamespaceManager
+
+from . import _beaker_clients
+from ._beaker_unpickling import LOADS
 
 __all__ = [
     "refresh",
@@ -29,78 +31,14 @@ __all__ = [
     "set_record",
     "WriteRefused",
     "EntryRefused",
-    "load_outer_layer_with",
+    "server_lock",
+    "keep_namespace_on_one_node",
 ]
-
-# Set on a namespace whose backend's own unpickling must go through a
-# restricted loader (see ``load_outer_layer_with``).
-_LOADS = "_caching_query_loads"
 
 
 def _loads_of(namespace: Any) -> Callable[[Any], Any]:
-    return namespace.__dict__.get(_LOADS, pickle.loads)  # type: ignore[no-any-return]
-
-
-def load_outer_layer_with(
-    namespace: Any, loads: Callable[[Any], Any], unpickler: type[pickle.Unpickler]
-) -> None:
-    """Make whatever ``namespace``'s backend unpickles itself go through ``loads``.
-
-    Each backend unpickles in its own place: the file namespace its whole
-    file at open, ext:database/ext:sqla their row (a ``PickleType``), dbm
-    and Redis each value, the memcached client each item flagged as a
-    pickle. ``TypeError`` for a backend this does not know.
-    """
-    if isinstance(namespace, (RedisNamespaceManager, DBMNamespaceManager)):
-        namespace.__dict__[_LOADS] = loads
-    elif isinstance(namespace, FileNamespaceManager):
-        namespace.do_open = types.MethodType(_file_open(loads), namespace)
-    elif isinstance(namespace, SqlaNamespaceManager):
-        namespace.do_open = types.MethodType(_sql_open(loads), namespace)
-    elif isinstance(namespace, MemcachedNamespaceManager):
-        client = namespace.mc
-        if type(client).__module__.split(".", 1)[0] != "bmemcached":
-            raise TypeError(
-                f"signing on ext:memcached needs python-binary-memcached, not "
-                f"{type(client).__module__}: only its unpickler can be replaced"
-            )
-        for server in client.servers:
-            server.unpickler = unpickler
-    else:
-        raise TypeError(f"signing is not supported on {type(namespace).__name__}")
-
-
-def _file_open(loads: Callable[[Any], Any]) -> Callable[..., None]:
-    # FileNamespaceManager.do_open, with the file read by ``loads``
-    def do_open(self: Any, flags: str, replace: bool) -> None:
-        if not replace and self.file_exists(self.file):
-            try:
-                with open(self.file, "rb") as fh:
-                    self.hash = loads(fh.read())
-            except OSError as error:
-                if error.errno not in (errno.EACCES, errno.ENOENT):
-                    raise
-        self.flags = flags
-
-    return do_open
-
-
-def _sql_open(loads: Callable[[Any], Any]) -> Callable[..., None]:
-    # SqlaNamespaceManager.do_open, with the row's pickle read by ``loads``
-    def do_open(self: Any, flags: str, replace: bool) -> None:
-        if self.loaded:
-            self.flags = flags
-            return
-        raw = sa.type_coerce(self.table.c.data, sa.LargeBinary)
-        query = sa.select(raw).where(self.table.c.namespace == self.namespace)
-        with self.bind.connect() as conn:
-            row = conn.execute(query).fetchone()
-        self._is_new = row is None
-        self.hash = {} if row is None else loads(row[0])
-        self.flags = flags
-        self.loaded = True
-
-    return do_open
+    # what signing put in place of the backend's own pickle.loads
+    return namespace.__dict__.get(LOADS, pickle.loads)  # type: ignore[no-any-return]
 
 
 def register_backend(name: str, namespace_class: type) -> None:
@@ -129,6 +67,21 @@ class EntryRefused(Exception):
 _VALUE_TOO_LARGE = 0x03
 
 
+class PoolServerDown(Exception):
+    """One server of a memcached pool did not answer: its keys miss, the others do not."""
+
+    def __init__(self, server: str) -> None:
+        super().__init__(f"memcached server {server} of the pool is not answering")
+        self.server = server
+
+
+def pool_server_of(namespace: Any, key: bytes) -> str | None:
+    """The server of a memcached pool that keeps ``key`` of ``namespace``; None elsewhere."""
+    if not isinstance(namespace, MemcachedNamespaceManager):
+        return None
+    return _beaker_clients.server_of(namespace.mc, namespace._format_key(key))
+
+
 def set_record(namespace: Any, key: bytes, record: Any, expire: int | None) -> None:
     """Store ``record`` like ``namespace.set_value`` does, but never silently fail.
 
@@ -148,6 +101,11 @@ def set_record(namespace: Any, key: bytes, record: Any, expire: int | None) -> N
                 ) from error
             raise
         if not stored:
+            server = _beaker_clients.server_of(namespace.mc, namespace._format_key(key))
+            if server is not None:  # one server of a pool
+                if _beaker_clients.server_answers(namespace.mc, server):
+                    raise EntryRefused(f"memcached {server} refused the entry (too large?)")
+                raise PoolServerDown(server)
             if _memcached_answers(namespace.mc):
                 raise EntryRefused(
                     "memcached refused the entry: it is over the server's item size "
@@ -175,6 +133,57 @@ def _memcached_answers(client: Any) -> bool:
 def is_memcached(namespace: Any) -> bool:
     """True for a memcached namespace, whatever client it uses."""
     return isinstance(namespace, MemcachedNamespaceManager)
+
+
+def server_lock(
+    namespace: Any, key: bytes, ttl: float
+) -> tuple[Callable[[], bool], Callable[[], None]] | None:
+    """``(attempt, release)`` of a lock on ``key`` kept in ``namespace``'s server, or None.
+
+    Redis (and Redis Cluster): redis-py's ``Lock`` (``SET NX PX``, released
+    by a script only while still ours). memcached: ``add`` with a TTL,
+    released with ``gets``/``cas`` so a lock taken over is not deleted.
+    The lock key is in the namespace's own key space (its hash slot too).
+    """
+    name = namespace._format_key(b"~lock:" + key) if hasattr(namespace, "_format_key") else None
+    if isinstance(namespace, RedisNamespaceManager):
+        lock = namespace.client.lock(name, timeout=ttl)
+
+        def release_redis() -> None:
+            try:
+                lock.release()
+            except Exception as error:  # expired and maybe taken over: not ours
+                if not isinstance(error, _redis_lock_error()):
+                    raise
+
+        return (lambda: bool(lock.acquire(blocking=False))), release_redis
+    if isinstance(namespace, MemcachedNamespaceManager) and hasattr(namespace.mc, "gets"):
+        client, token = namespace.mc, uuid.uuid4().hex
+        seconds = max(1, math.ceil(ttl))  # memcached expiry is in whole seconds
+
+        def attempt() -> bool:
+            if client.add(name, token, time=seconds):
+                return True
+            if client.get(name) is None:  # refused, and no holder: not answering
+                server = _beaker_clients.server_of(client, name)
+                if server is not None:
+                    raise PoolServerDown(server)
+                raise WriteRefused("memcached did not take the creation lock: server down")
+            return False
+
+        def release_memcached() -> None:
+            value, cas = client.gets(name)
+            if value == token:
+                client.delete(name, cas)
+
+        return attempt, release_memcached
+    return None
+
+
+def _redis_lock_error() -> type[Exception]:
+    import redis.exceptions  # only ever reached with redis installed
+
+    return redis.exceptions.LockError
 
 
 def keep_namespace_on_one_node(namespace: Any) -> None:
@@ -231,8 +240,8 @@ def read_records(namespace: Any, keys: Sequence[bytes]) -> list[Any]:
         raw = namespace.client.mget([namespace._format_key(key) for key in keys])
         loads = _loads_of(namespace)
         return [None if value is None else loads(value) for value in raw]
-    if isinstance(namespace, DBMNamespaceManager) and _LOADS in namespace.__dict__:
-        return _read_dbm(namespace, keys, namespace.__dict__[_LOADS])
+    if isinstance(namespace, DBMNamespaceManager) and LOADS in namespace.__dict__:
+        return _read_dbm(namespace, keys, namespace.__dict__[LOADS])
     refresh(namespace)
     namespace.acquire_read_lock()
     try:

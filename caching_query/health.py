@@ -98,7 +98,45 @@ def succeeded(cache: Cache) -> None:
         log.info("caching_query: cache backend %s %s is back", backend[0], backend[1] or "")
 
 
+_down_servers: set[tuple[str, str, str]] = set()
+
+
+def server_failed(cache: Cache, server: str, error: BaseException | str) -> None:
+    """One server of ``cache``'s memcached pool is down; warn once per outage.
+
+    The pool stays available: the keys the other servers hold are read and
+    written as usual, and this server's share misses.
+    """
+    item = (*backend_of(cache), server)
+    with _lock:
+        starting = item not in _down_servers
+        _down_servers.add(item)
+    if starting:
+        log.warning(
+            "caching_query: memcached server %s of the pool %s is unavailable (%s); "
+            "its share of the entries misses until it is back",
+            server,
+            item[1],
+            error,
+        )
+
+
+def servers_down(cache: Cache) -> bool:
+    return bool(_down_servers)
+
+
+def server_answered(cache: Cache, server: str | None) -> None:
+    """A write to ``server`` of the pool went through; ends its outage."""
+    item = (*backend_of(cache), server or "")
+    with _lock:
+        ended = item in _down_servers
+        _down_servers.discard(item)
+    if ended:
+        log.info("caching_query: memcached server %s of the pool %s is back", server, item[1])
+
+
 def reset() -> None:
     """Forget all outages (tests, or after reconfiguring regions)."""
     with _lock:
         _down_until.clear()
+        _down_servers.clear()

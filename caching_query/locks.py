@@ -1,21 +1,45 @@
-"""Which lock guards a namespace, where Beaker leaves one unguarded.
+"""Which lock a miss holds while it runs its query, so that it runs once.
 
-Beaker gives ``ext:database`` and ``ext:sqla`` namespaces a null access
-lock although one object holds the whole namespace for every thread, and
-hands out a null creation lock when no ``lock_dir`` is configured.
+Beaker's creation lock is a file on the local disk for memcached (ten
+application servers missing one key all run the query) and, for Redis,
+a key that lives 15 minutes and is waited on forever (one crashed
+process blocks a key for that long). For memcached and Redis regions the
+lock here lives in the cache server itself: ``add`` with a TTL on
+memcached, ``SET NX PX`` on Redis (redis-py's ``Lock``). A process that
+finds it taken polls for the entry its holder stores, for at most
+``lock_wait`` seconds, and takes the lock over once ``lock_ttl`` has
+expired on a holder that died. Past ``lock_wait`` it runs the query
+itself rather than wait longer.
+
+Beaker also leaves ``ext:database`` and ``ext:sqla`` namespaces unguarded
+between threads, and hands out a null creation lock when no ``lock_dir``
+is configured; both get a process-local lock here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
+import time
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from beaker.cache import Cache
 from beaker.synchronization import NameLock, null_synchronizer
 
+from . import _beaker_internals
+from .exc import CacheOptionError
 from .keys import backend_key
+
+log = logging.getLogger("caching_query")
+
+LOCK_TTL = "lock_ttl"
+LOCK_WAIT = "lock_wait"
+OWN_SETTINGS = (LOCK_TTL, LOCK_WAIT)
+_FIRST_POLL, _LONGEST_POLL = 0.005, 0.1
 
 _guards: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
 
@@ -30,10 +54,91 @@ def thread_guard(namespace: Any) -> Any:
     return guard
 
 
+def _seconds(settings: dict[str, Any], name: str, default: float) -> float:
+    value = settings.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise CacheOptionError(f"{name} must be a number of seconds, not {value!r}") from None
+    if seconds <= 0:
+        raise CacheOptionError(f"{name} must be more than 0 seconds, not {seconds}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class LockSettings:
+    """A region's ``lock_ttl`` and ``lock_wait``, in seconds."""
+
+    ttl: float = 30.0
+    wait: float = 30.0
+
+    @classmethod
+    def configure(cls, settings: dict[str, Any]) -> LockSettings:
+        return cls(_seconds(settings, LOCK_TTL, cls.ttl), _seconds(settings, LOCK_WAIT, cls.wait))
+
+
+class ServerLock:
+    """A creation lock held in the cache server: it expires if its holder dies."""
+
+    def __init__(self, attempt: Callable[[], bool], release: Callable[[], None], wait: float):
+        self._attempt = attempt
+        self._release = release
+        self.wait = wait
+
+    def attempt(self) -> bool:
+        """Take the lock if it is free; never waits."""
+        return self._attempt()
+
+    def release(self) -> None:
+        self._release()  # only if still ours: a lock taken over is not dropped
+
+
 def creation_lock(cache: Cache, key: str) -> Any:
     """The lock a miss on ``key`` holds while it runs the query."""
+    settings: LockSettings = getattr(cache, "lock_settings", None) or LockSettings()
+    held_in_server = _beaker_internals.server_lock(cache.namespace, backend_key(key), settings.ttl)
+    if held_in_server is not None:
+        return ServerLock(*held_in_server, wait=settings.wait)
     lock = cache.namespace.get_creation_lock(backend_key(key))
     if isinstance(lock, null_synchronizer):
         # No lock_dir configured: still one creator per key in this process.
         return NameLock(identifier=f"caching_query/{cache.namespace_name}/{key}")
     return lock
+
+
+_warned_waits: set[tuple[str, str]] = set()
+
+
+def acquire_or_find(lock: Any, find: Callable[[], Any], where: tuple[str, str]) -> tuple[bool, Any]:
+    """Hold ``lock``, or find what its holder stored: ``(held, found)``.
+
+    A local lock is simply waited for (``(True, None)``). For a lock in
+    the server, ``find()`` is polled while another process holds it; past
+    the lock's ``wait`` this gives up, ``(False, None)``: the caller runs
+    the query without the lock rather than wait longer.
+    """
+    if not isinstance(lock, ServerLock):
+        lock.acquire()
+        return True, None
+    deadline = time.monotonic() + lock.wait
+    pause = _FIRST_POLL
+    while not lock.attempt():
+        time.sleep(pause)
+        found = find()
+        if found is not None:
+            return False, found
+        if time.monotonic() >= deadline:
+            if where not in _warned_waits:
+                _warned_waits.add(where)
+                log.warning(
+                    "caching_query: waited %.1f s for another process to store a result in "
+                    "region %r namespace %r; running the query here instead (raise lock_wait "
+                    "if such queries take longer; logged once per namespace)",
+                    lock.wait,
+                    *where,
+                )
+            return False, None
+        pause = min(pause * 2, _LONGEST_POLL)
+    return True, None

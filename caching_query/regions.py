@@ -17,7 +17,7 @@ from typing import Any
 import beaker.cache
 from beaker.cache import Cache, CacheManager
 
-from . import _beaker_internals
+from . import _beaker_clients, _beaker_internals, _beaker_unpickling, locks
 from .entries import sealing
 from .exc import CacheOptionError, UnknownRegionError
 
@@ -65,6 +65,10 @@ def get_cache(region: str, namespace: str, manager: CacheManager | None) -> Cach
         return cache
 
 
+# Region settings of this library's own, taken out before Beaker sees them.
+_OWN_SETTINGS = sealing.OWN_SETTINGS + locks.OWN_SETTINGS
+
+
 class RegionCache(Cache):
     """A Beaker ``Cache`` of one region's namespace, as this library stores it.
 
@@ -76,15 +80,18 @@ class RegionCache(Cache):
     with ``KEYS``.
 
     Region settings Beaker does not know are taken out before Beaker sees
-    them: ``signing_keys`` and ``max_entry_bytes`` (see ``sealing``).
+    them: ``signing_keys`` and ``max_entry_bytes`` (see ``sealing``),
+    ``lock_ttl`` and ``lock_wait`` (see ``locks``).
     """
 
     def __init__(self, region: str, namespace: str, **config: Any) -> None:
-        own = {name: config.pop(name) for name in sealing.OWN_SETTINGS if name in config}
+        own = {name: config.pop(name) for name in _OWN_SETTINGS if name in config}
         super().__init__(namespace, **config)
         _beaker_internals.keep_namespace_on_one_node(self.namespace)
+        _beaker_clients.spread_over_servers(self.namespace)
         self.region = region
         self.slot = (region, namespace)
+        self.lock_settings = locks.LockSettings.configure(own)
         memcached = _beaker_internals.is_memcached(self.namespace)
         self.sealing = sealing.Sealing.configure(
             own,
@@ -93,7 +100,7 @@ class RegionCache(Cache):
         )
         if self.sealing.signs:
             try:
-                _beaker_internals.load_outer_layer_with(
+                _beaker_unpickling.load_outer_layer_with(
                     self.namespace, sealing.load_without_classes, sealing.NoClassesUnpickler
                 )
             except TypeError as error:

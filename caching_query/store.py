@@ -23,7 +23,7 @@ from typing import Any
 from beaker.cache import Cache
 from beaker.container import OpenResourceNamespaceManager
 
-from . import _beaker_internals, health
+from . import _beaker_internals, health, locks
 from .entries import records, sealing
 from .entries.entry import CacheEntry
 from .invalidation import versions
@@ -226,6 +226,10 @@ def write(
     except _beaker_internals.EntryRefused as refused:
         records.not_stored(cache, key, entry, refused)
         return
+    except _beaker_internals.PoolServerDown as down:
+        stats.count(stats.slot_of(cache), stats.BACKEND_ERRORS)
+        health.server_failed(cache, down.server, down)
+        return
     except Exception as error:
         if health.is_backend_failure(error):
             raise _backend_failed(cache, error) from error
@@ -237,6 +241,10 @@ def write(
     if type(record) is bytes:
         stats.count(slot, stats.BYTES_WRITTEN, len(record))
     health.succeeded(cache)
+    if health.servers_down(cache):
+        health.server_answered(
+            cache, _beaker_internals.pool_server_of(cache.namespace, _backend_key(key))
+        )
 
 
 def invalidate(cache: Cache, key: str) -> None:
@@ -283,8 +291,8 @@ def get_or_create(
 ) -> CacheEntry:
     """The entry under ``key``, running ``create`` at most once per miss.
 
-    Concurrent misses on one key wait on the creation lock and then read
-    what the first one stored. When the backend fails, ``create()``'s
+    Concurrent misses on one key wait on the creation lock (see ``locks``)
+    and then read what the first one stored. When the backend fails, ``create()``'s
     entry is returned without being stored. With a ``watch``, an entry is
     served only while its tables are unchanged, and a new one records
     their versions as read before ``create()`` ran.
@@ -299,12 +307,21 @@ def get_or_create(
         if entry is not None:
             return entry
         lock = _creation_lock(cache, key)
-        lock.acquire()
+        held, entry = locks.acquire_or_find(
+            lock, lambda: _lookup(cache, key, watch, again=True)[1], stats.slot_of(cache)
+        )
     except BackendFailure:
         return _bypass(cache, create)
+    except _beaker_internals.PoolServerDown as down:  # the lock's server, not the pool
+        health.server_failed(cache, down.server, down)
+        held = False
     except Exception as error:  # the creation lock's own backend
         _backend_failed(cache, error)
         return _bypass(cache, create)
+    if entry is not None:
+        return entry  # stored by the process that held the lock
+    if not held:  # waited long enough: run it here, unlocked
+        return create_and_store(cache, key, create, expire, watch)
     try:
         try:
             generation, entry, current = _lookup(cache, key, watch, again=True)

@@ -14,7 +14,7 @@ import beaker.cache
 from sqlalchemy import exc, inspect, select
 from sqlalchemy.engine import FrozenResult
 
-from caching_query import _beaker_internals, _sa_internals
+from caching_query import _beaker_internals, _beaker_unpickling, _sa_internals
 from caching_query.local_session import ScopedSessionNamespace
 from examples.model import Person
 
@@ -227,7 +227,7 @@ def test_outer_layer_loader_replaces_each_backends_own_unpickling(
         seen: list[int] = []
         cache = beaker.cache.Cache(f"canary-outer-{name}", **config)
         cache.put("k", "v")
-        _beaker_internals.load_outer_layer_with(cache.namespace, _counting_loads(seen), None)
+        _beaker_unpickling.load_outer_layer_with(cache.namespace, _counting_loads(seen), None)
         cache.namespace.loaded = False  # the SQL namespace: read its row again
         (record,) = _beaker_internals.read_records(cache.namespace, [b"k"])
         assert record[2] == "v", name
@@ -245,7 +245,7 @@ def test_outer_layer_loader_replaces_each_backends_own_unpickling(
     )
     try:
         cache.put("k", FrozenResult.__name__)  # a str: no class to find
-        _beaker_internals.load_outer_layer_with(cache.namespace, pickle.loads, Refusing)
+        _beaker_unpickling.load_outer_layer_with(cache.namespace, pickle.loads, Refusing)
         assert all(server.unpickler is Refusing for server in cache.namespace.mc.servers)
         cache.namespace.mc.set(cache.namespace._format_key(b"obj"), ("x", exc.SQLAlchemyError))
         try:
