@@ -13,8 +13,8 @@ from typing import Any
 
 from . import servers
 
-ALL = ("memory", "file", "dbm", "redis", "memcached", "postgres")
-SERVER_BACKED = ("redis", "memcached", "postgres")
+ALL = ("memory", "file", "dbm", "redis", "memcached", "postgres", "rediscluster", "memcached-pool")
+SERVER_BACKED = ("redis", "memcached", "postgres", "rediscluster", "memcached-pool")
 
 
 def default_names() -> list[str]:
@@ -70,6 +70,10 @@ def region(name: str, tmp: Path, running: servers.Servers) -> dict[str, Any]:
             "lock_dir": str(directory / "lock"),
             **expire,
         }
+    if name == "rediscluster":  # three masters with a replica each
+        return {"type": "ext:rediscluster", "urls": running.url("rediscluster"), **expire}
+    if name == "memcached-pool":  # three servers, keys spread over them
+        return {"type": "ext:memcached", "url": running.url("memcached-pool"), **expire}
     if name == "postgres":
         return {
             "type": "ext:database",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import bmemcached
 import redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -80,16 +81,34 @@ def _commit(bench: Bench) -> Stats:
     return measure(call, bench.plan, bench.plain, Session.close)
 
 
-def _redis_commands(url: str, hit: Any) -> float:
-    client = redis.Redis.from_url(url)
-    try:
-        before = client.info("stats")["total_commands_processed"]
-        for _ in range(ROUND_TRIP_HITS):
-            hit()
-        after = client.info("stats")["total_commands_processed"]
-    finally:
-        client.close()
-    return (after - before - 1) / ROUND_TRIP_HITS  # the first INFO counts too
+def _redis_counts(config: dict[str, Any]) -> tuple[Any, int]:
+    """Commands processed so far by the region's Redis (every node of a
+    cluster), and how many INFO calls that took."""
+    if config["type"] == "ext:rediscluster":
+        host, port = config["urls"].split(",")[0].removeprefix("redis://").split(":")
+        with redis.RedisCluster(host=host, port=int(port)) as cluster:
+            answers = cluster.info("stats", target_nodes=redis.RedisCluster.ALL_NODES)
+        return sum(a["total_commands_processed"] for a in answers.values()), len(answers)
+    with redis.Redis.from_url(config["url"]) as client:
+        return client.info("stats")["total_commands_processed"], 1
+
+
+def _memcached_gets(config: dict[str, Any]) -> tuple[Any, int]:
+    """Keys read so far by the region's memcached servers (``cmd_get``)."""
+    stats = bmemcached.Client(config["url"].split(";")).stats()
+    return sum(int(s.get("cmd_get", 0)) for s in stats.values()), 0
+
+
+def _server_requests(config: dict[str, Any], hit: Any) -> float:
+    """Commands (Redis) or keys read (memcached) per hit, counted by the servers."""
+    count = (
+        _redis_counts if config["type"] in ("ext:redis", "ext:rediscluster") else _memcached_gets
+    )
+    before, infos = count(config)
+    for _ in range(ROUND_TRIP_HITS):
+        hit()
+    after, _ = count(config)
+    return (after - before - infos) / ROUND_TRIP_HITS  # the first INFO counts too
 
 
 def run(bench: Bench, backends: list[str]) -> dict[str, Any]:
@@ -113,19 +132,24 @@ def run(bench: Bench, backends: list[str]) -> dict[str, Any]:
                 f"  {backend:9} {rows:4} rows  with/without versions {hits[-1]['ratio']:.3f}",
                 file=sys.stderr,
             )
-    round_trips: dict[str, float] = {}
-    redis_region = bench.manager.regions.get("redis")
-    if redis_region is not None:
+    requests: dict[str, dict[str, float]] = {}
+    for backend in backends:
+        config = bench.manager.regions[backend]
+        if config["type"] not in ("ext:redis", "ext:rediscluster", "ext:memcached"):
+            continue
+        requests[backend] = {}
         for label, factory, namespace in (
             ("without", bench.cached, "inv.off.1"),
             ("with_versions", auto, "inv.on.1"),
         ):
 
-            def hit(factory: Any = factory, namespace: str = namespace) -> None:
+            def hit(
+                factory: Any = factory, namespace: str = namespace, name: str = backend
+            ) -> None:
                 with factory() as session:
-                    session.scalars(_query(1, "redis", namespace)).all()
+                    session.scalars(_query(1, name, namespace)).all()
 
-            round_trips[label] = round(_redis_commands(redis_region["url"], hit), 3)
+            requests[backend][label] = round(_server_requests(config, hit), 3)
     commit_auto = _commit(bench)
     publications = {}
     for backend in backends:
@@ -141,7 +165,8 @@ def run(bench: Bench, backends: list[str]) -> dict[str, Any]:
             publications[f"{backend}:{count}"] = stats.as_dict()
     return {
         "hits": hits,
-        "redis_commands_per_hit": round_trips,
+        "redis_commands_per_hit": requests.get("redis", {}),
+        "server_requests_per_hit": requests,
         "commit": {
             "without": commit_plain.as_dict(),
             "with_invalidation": commit_auto.as_dict(),

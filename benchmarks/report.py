@@ -189,10 +189,10 @@ def render(results: dict[str, Any]) -> str:
             "7. Automatic invalidation: a select() hit with its tables' versions checked",
             _table(["backend", "rows", "without", "with versions", "with/without"], rows),
         ]
-        if a["redis_commands_per_hit"]:
-            r = a["redis_commands_per_hit"]
+        for backend, r in a.get("server_requests_per_hit", {}).items():
+            what = "commands" if "redis" in backend else "keys read"
             parts.append(
-                f"Redis commands per hit (counted by the server): {r['without']} without, "
+                f"{backend}: {what} per hit (counted by the servers): {r['without']} without, "
                 f"{r['with_versions']} with versions"
             )
         c = a["commit"]

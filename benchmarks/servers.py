@@ -19,7 +19,26 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-_BINARIES = {"redis": "redis-server", "memcached": "memcached"}
+_BINARIES = {
+    "redis": "redis-server",
+    "memcached": "memcached",
+    "rediscluster": "redis-server",
+    "memcached-pool": "memcached",
+}
+POOL_SIZE = 3
+
+
+class _Pool:
+    """Several servers that one region uses as one: its ``url`` joins theirs with ``;``."""
+
+    def __init__(self, servers: list[Any], workdir: Path) -> None:
+        self.servers, self.workdir = servers, workdir
+        self.url = ";".join(server.url for server in servers)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+            shutil.rmtree(server.workdir, ignore_errors=True)
 
 
 def _pg_ctl() -> str | None:
@@ -56,11 +75,23 @@ class Servers:
             self._running[name] = self._start(name)
         return str(self._running[name].url)
 
+    def server(self, name: str) -> Any:
+        """The running ``name`` server object (started on first use)."""
+        self.url(name)
+        return self._running[name]
+
     def _start(self, name: str) -> Any:
         path = binary(name)
         if path is None:
             raise RuntimeError(f"{name} is not installed")
         mod = _server_module()
+        if name == "rediscluster":
+            from tests.server_groups import start_cluster  # noqa: PLC0415
+
+            return start_cluster()
+        if name == "memcached-pool":
+            pool = [self._start("memcached") for _ in range(POOL_SIZE)]
+            return _Pool(pool, Path(tempfile.mkdtemp(prefix="cq-bench-pool-")))
         port = mod.free_port()
         workdir = Path(tempfile.mkdtemp(prefix=f"cq-bench-{name}-"))
         if name == "postgres":

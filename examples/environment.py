@@ -7,6 +7,8 @@ of them::
     CACHE_BACKEND=file        (CACHE_DIR, default examples/.cache)
     CACHE_BACKEND=memcached   CACHE_URL=127.0.0.1:11211
     CACHE_BACKEND=redis       CACHE_URL=redis://127.0.0.1:6379/0
+    CACHE_BACKEND=rediscluster    CACHE_URL=redis://127.0.0.1:7000,redis://127.0.0.1:7001
+    CACHE_BACKEND=memcached-pool  CACHE_URL="127.0.0.1:11211;127.0.0.1:11212"
 
 The database is a SQLite file (``DATABASE_URL`` overrides it), filled with
 the fixture data on first use.

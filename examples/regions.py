@@ -38,4 +38,23 @@ def shared_region(backend: str, url: str | None, cache_dir: Path = CACHE_DIR) ->
         }
     if backend == "redis":
         return {"type": "ext:redis", "url": url or "redis://127.0.0.1:6379/0", "expire": 3600}
-    raise SystemExit(f"CACHE_BACKEND must be memory, file, memcached or redis, not {backend!r}")
+    if backend == "rediscluster":
+        # every node (or a few: the client discovers the rest), comma-separated;
+        # the creation lock lives in the cluster: no lock_dir
+        return {
+            "type": "ext:rediscluster",
+            "urls": url or "redis://127.0.0.1:7000,redis://127.0.0.1:7001,redis://127.0.0.1:7002",
+            "expire": 3600,
+        }
+    if backend == "memcached-pool":
+        # several servers, ";"-separated: keys are spread over them
+        return {
+            "type": "ext:memcached",
+            "url": url or "127.0.0.1:11211;127.0.0.1:11212;127.0.0.1:11213",
+            "memcache_module": "bmemcached",
+            "expire": 3600,
+        }
+    raise SystemExit(
+        "CACHE_BACKEND must be memory, file, memcached, memcached-pool, redis or "
+        f"rediscluster, not {backend!r}"
+    )

@@ -34,7 +34,7 @@ from caching_query import CachingQuery, health
 from caching_query.invalidation import publish
 from examples import blog, fixture_data
 
-pytest_plugins = ["tests.servers", "tests.redis_cluster"]
+pytest_plugins = ["tests.servers", "tests.server_groups"]
 
 
 class SQLCounter:

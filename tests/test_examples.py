@@ -55,3 +55,19 @@ def test_helloworld_twice_with_a_persistent_cache(tmp_path):
 def test_relationship_caching_second_run_is_one_statement(tmp_path):
     output = run_example("relationship_caching", tmp_path)
     assert "step 2: Session.remove(), load and print everyone again -> 1 SQL statement" in output
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("name", ["helloworld", "relationship_caching", "auto_invalidation"])
+def test_example_runs_on_a_redis_cluster(name, tmp_path, redis_cluster):
+    redis_cluster.flush()
+    output = run_example(name, tmp_path, CACHE_BACKEND="rediscluster", CACHE_URL=redis_cluster.urls)
+    assert "step 2:" in output
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("name", ["helloworld", "relationship_caching", "auto_invalidation"])
+def test_example_runs_on_a_memcached_pool(name, tmp_path, memcached_pool):
+    url = ";".join(server.url for server in memcached_pool)
+    output = run_example(name, tmp_path, CACHE_BACKEND="memcached-pool", CACHE_URL=url)
+    assert "step 2:" in output

@@ -11,13 +11,8 @@ missing generation or version counts as a change.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 import bmemcached
@@ -31,34 +26,18 @@ from caching_query import FromCache, _beaker_clients, health, regions
 from caching_query.invalidation import publish, versions
 from examples.model import Person
 from tests.conftest import SQLCounter
-from tests.servers import HOST, Server, _answers, find_binary, free_port
+from tests.servers import Server
 
 pytestmark = pytest.mark.server
 NAMESPACES = 30
 
 
 @pytest.fixture
-def pool() -> Iterator[list[Server]]:
-    binary = find_binary("memcached", "memcached")
-    servers = []
-    for n in range(3):
-        port, workdir = free_port(), Path(tempfile.mkdtemp(prefix=f"cq-memcached-pool{n}-"))
-        argv = [binary, "-l", HOST, "-p", str(port), "-U", "0", "-m", "32"]
-        if os.geteuid() == 0:
-            argv += ["-u", "nobody"]
-        probe = partial(_answers, port, b"version\r\n", b"VERSION ")
-        servers.append(Server(f"memcached-pool{n}", argv, port, workdir, f"{HOST}:{port}", probe))
-    try:
-        for server in servers:
-            server.start()
-        health.reset()
-        yield servers
-    finally:
-        publish.forget()
-        health.reset()
-        for server in servers:
-            server.stop()
-            shutil.rmtree(server.workdir, ignore_errors=True)
+def pool(memcached_pool: list[Server]) -> Iterator[list[Server]]:
+    health.reset()
+    yield memcached_pool
+    publish.forget()
+    health.reset()
 
 
 def _manager(pool: list[Server]) -> CacheManager:

@@ -1,13 +1,16 @@
-"""A real Redis Cluster for the tests: three masters with a replica each, on loopback.
+"""Servers that work as one, for the tests: a Redis Cluster and a memcached pool.
 
-Built the way an operator builds one: six ``redis-server --cluster-enabled
-yes`` processes and ``redis-cli --cluster create --cluster-replicas 1``.
-A short ``cluster-node-timeout`` makes a replica take over a killed master
-within a couple of seconds.
+The cluster has three masters with a replica each, built the way an
+operator builds one: six ``redis-server --cluster-enabled yes`` processes
+and ``redis-cli --cluster create --cluster-replicas 1``; a short
+``cluster-node-timeout`` makes a replica take over a killed master within
+a couple of seconds. The pool is three memcached servers, started fresh
+for each test that asks (tests kill its members).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -64,6 +67,24 @@ class RedisCluster:
             time.sleep(0.1)
         raise RuntimeError(f"the Redis Cluster is not healthy after {deadline}s")
 
+    @property
+    def url(self) -> str:
+        return self.urls
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def commands_processed(self) -> int:
+        """Commands every live node has processed so far (``INFO stats``)."""
+        total = 0
+        for node in self.nodes:
+            if node.alive():
+                with redis.Redis(host=HOST, port=node.port) as client:
+                    total += client.info("stats")["total_commands_processed"]
+        return total
+
     def flush(self) -> None:
         for node in self.nodes:
             if node.alive():
@@ -94,26 +115,55 @@ def _node(binary: str, workdir: Path) -> Server:
     return Server(f"redis-cluster-{port}", argv, port, home, f"redis://{HOST}:{port}", probe)
 
 
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[RedisCluster]:
-    binary = find_binary("redis-server", "redis-server")
-    cli = find_binary("redis-cli", "redis-tools")
+def start_cluster() -> RedisCluster:
+    """Six nodes started and joined into a cluster; ``stop()`` ends them."""
+    binary = shutil.which("redis-server") or find_binary("redis-server", "redis-server")
+    cli = shutil.which("redis-cli") or find_binary("redis-cli", "redis-tools")
     workdir = Path(tempfile.mkdtemp(prefix="cq-redis-cluster-"))
-    nodes = [_node(binary, workdir) for _ in range(NODES)]
+    cluster = RedisCluster([_node(binary, workdir) for _ in range(NODES)], workdir)
     try:
-        for node in nodes:
+        for node in cluster.nodes:
             node.start()
         subprocess.run(
-            [cli, "--cluster", "create", *(f"{HOST}:{n.port}" for n in nodes)]
+            [cli, "--cluster", "create", *(f"{HOST}:{n.port}" for n in cluster.nodes)]
             + ["--cluster-replicas", "1", "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=60,
         )
-        cluster = RedisCluster(nodes, workdir)
         cluster.wait_healthy()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@pytest.fixture
+def memcached_pool() -> Iterator[list[Server]]:
+    """Three memcached servers, for one test."""
+    binary = find_binary("memcached", "memcached")
+    servers = []
+    for n in range(3):
+        port, workdir = free_port(), Path(tempfile.mkdtemp(prefix=f"cq-memcached-pool{n}-"))
+        argv = [binary, "-l", HOST, "-p", str(port), "-U", "0", "-m", "32"]
+        if os.geteuid() == 0:
+            argv += ["-u", "nobody"]  # memcached refuses to run as root
+        probe = partial(_answers, port, b"version\r\n", b"VERSION ")
+        servers.append(Server(f"memcached-pool{n}", argv, port, workdir, f"{HOST}:{port}", probe))
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+            shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    cluster = start_cluster()
+    try:
         yield cluster
     finally:
-        for node in nodes:
-            node.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        cluster.stop()
