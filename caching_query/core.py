@@ -34,10 +34,11 @@ from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
 from sqlalchemy.sql import Executable
 
-from . import _sa_internals, every_query, health, keys, regions, store, writes
+from . import every_query, health, keys, misses, regions, writes
 from .entries import objects, rows
 from .entries.entry import ROWS, CacheEntry
 from .exc import CacheOptionError, CachingQueryError
+from .internals import _sa_internals
 from .invalidation import switch, versions
 from .operations import stats
 from .options import (
@@ -326,7 +327,7 @@ def _execute_local(
         ran.append(True)
         return _run_local(state)
 
-    entry = store.get_or_create(cache, key, create, expire, watch)
+    entry = misses.get_or_create(cache, key, create, expire, watch)
     if query_log.isEnabledFor(logging.DEBUG):
         _log_execution(cache, key, not ran, entry)
     return objects.replay(state.session, entry, local=True)
@@ -349,7 +350,7 @@ def _execute_shared(
         made.append(result)
         return entry
 
-    entry = store.get_or_create(cache, key, create, expire, watch)
+    entry = misses.get_or_create(cache, key, create, expire, watch)
     if query_log.isEnabledFor(logging.DEBUG):
         _log_execution(cache, key, not made, entry)
     if made:
@@ -358,7 +359,7 @@ def _execute_shared(
     if result is None:
         # Stored by code whose statement returns other columns (another
         # release of the models): unusable here, so it is replaced.
-        store.create_and_store(cache, key, create, expire, watch)
+        misses.create_and_store(cache, key, create, expire, watch)
         return made[0]
     return result
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import ORMExecuteState
 
-from . import _sa_internals
+from .internals import _sa_internals
 from .invalidation import dependencies
 from .invalidation.dependencies import ANY_TABLE
 from .options import NoCache

@@ -14,8 +14,9 @@ from beaker.cache import Cache, CacheManager
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
-from . import _sa_internals, store
+from . import store
 from .core import _default_manager, key_for
+from .internals import _sa_internals
 from .options import CacheOption, FromCache
 
 

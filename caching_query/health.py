@@ -22,7 +22,7 @@ from typing import Any
 from beaker.cache import Cache
 from sqlalchemy import exc as sa_exc
 
-from . import _beaker_internals
+from .internals import _beaker_internals
 
 log = logging.getLogger("caching_query")
 

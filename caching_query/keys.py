@@ -29,8 +29,8 @@ from sqlalchemy.orm import Mapper, MapperProperty
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.schema import Column, Table
 
-from . import _sa_internals
 from .exc import UncacheableQueryError
+from .internals import _sa_internals
 
 MAX_NAME_LENGTH = 100
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:-]+", re.ASCII)

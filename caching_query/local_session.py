@@ -32,7 +32,8 @@ from beaker.container import AbstractDictionaryNSManager, MemoryNamespaceManager
 from beaker.exceptions import MissingCacheParameter
 from sqlalchemy.orm import Session
 
-from . import _beaker_internals, regions
+from . import regions
+from .internals import _beaker_internals
 
 _INFO_KEY = "caching_query.local_caches"
 

@@ -30,15 +30,16 @@ from typing import Any
 from beaker.cache import Cache
 from beaker.synchronization import NameLock, null_synchronizer
 
-from . import _beaker_internals
 from .exc import CacheOptionError
+from .internals import _beaker_internals
 from .keys import backend_key
 
 log = logging.getLogger("caching_query")
 
 LOCK_TTL = "lock_ttl"
 LOCK_WAIT = "lock_wait"
-OWN_SETTINGS = (LOCK_TTL, LOCK_WAIT)
+STALE_WHILE_REVALIDATE = "stale_while_revalidate"
+OWN_SETTINGS = (LOCK_TTL, LOCK_WAIT, STALE_WHILE_REVALIDATE)
 _FIRST_POLL, _LONGEST_POLL = 0.005, 0.1
 
 _guards: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
@@ -54,7 +55,7 @@ def thread_guard(namespace: Any) -> Any:
     return guard
 
 
-def _seconds(settings: dict[str, Any], name: str, default: float) -> float:
+def _seconds(settings: dict[str, Any], name: str, default: float, zero: bool = False) -> float:
     value = settings.get(name)
     if value is None or value == "":
         return default
@@ -62,21 +63,34 @@ def _seconds(settings: dict[str, Any], name: str, default: float) -> float:
         seconds = float(value)
     except (TypeError, ValueError):
         raise CacheOptionError(f"{name} must be a number of seconds, not {value!r}") from None
-    if seconds <= 0:
-        raise CacheOptionError(f"{name} must be more than 0 seconds, not {seconds}")
+    if seconds < 0 or (seconds == 0 and not zero):
+        raise CacheOptionError(
+            f"{name} must be {'0 or more' if zero else 'more than 0'} seconds, not {seconds}"
+        )
     return seconds
 
 
 @dataclass(frozen=True)
 class LockSettings:
-    """A region's ``lock_ttl`` and ``lock_wait``, in seconds."""
+    """A region's ``lock_ttl``, ``lock_wait`` and ``stale_while_revalidate``, in seconds.
+
+    ``stale_while_revalidate``: for that long after an entry expires, a
+    miss that finds another process already making the new entry serves
+    the old one instead of waiting; an entry cleared, invalidated or whose
+    tables were written is never served that way. 0 (the default): off.
+    """
 
     ttl: float = 30.0
     wait: float = 30.0
+    stale_while_revalidate: float = 0.0
 
     @classmethod
     def configure(cls, settings: dict[str, Any]) -> LockSettings:
-        return cls(_seconds(settings, LOCK_TTL, cls.ttl), _seconds(settings, LOCK_WAIT, cls.wait))
+        return cls(
+            _seconds(settings, LOCK_TTL, cls.ttl),
+            _seconds(settings, LOCK_WAIT, cls.wait),
+            _seconds(settings, STALE_WHILE_REVALIDATE, 0.0, zero=True),
+        )
 
 
 class ServerLock:
@@ -106,6 +120,13 @@ def creation_lock(cache: Cache, key: str) -> Any:
         # No lock_dir configured: still one creator per key in this process.
         return NameLock(identifier=f"caching_query/{cache.namespace_name}/{key}")
     return lock
+
+
+def attempt(lock: Any) -> bool:
+    """Take ``lock`` if it is free, without waiting."""
+    if isinstance(lock, ServerLock):
+        return lock.attempt()
+    return bool(lock.acquire(False))
 
 
 _warned_waits: set[tuple[str, str]] = set()

@@ -14,8 +14,9 @@ from beaker.cache import Cache, CacheManager
 from sqlalchemy import inspect
 from sqlalchemy.orm.interfaces import UserDefinedOption
 
-from . import _sa_internals, keys, regions
+from . import keys, regions
 from .exc import CacheOptionError
+from .internals import _sa_internals
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Mapper

@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 from beaker.cache import Cache, CacheManager
 from sqlalchemy.orm import Query
 
-from . import _sa_internals, core, handles, regions, store
+from . import core, handles, regions, store
 from .entries import objects
 from .entries.entry import OBJECTS
 from .exc import CacheOptionError
+from .internals import _sa_internals
 from .options import DEFAULT_REGION, CacheOption, FromCache, single_from_cache
 
 _T = TypeVar("_T", bound=Any)

@@ -17,9 +17,10 @@ from typing import Any
 import beaker.cache
 from beaker.cache import Cache, CacheManager
 
-from . import _beaker_clients, _beaker_internals, _beaker_unpickling, locks
+from . import locks
 from .entries import sealing
 from .exc import CacheOptionError, UnknownRegionError
+from .internals import _beaker_clients, _beaker_internals, _beaker_unpickling
 
 # manager -> (region, namespace) -> (region config, Cache). Beaker's own
 # lookup renders the whole config with str() on every call; this one is a

@@ -3,9 +3,9 @@
 A hit costs one backend read: Beaker's ``Value.get_value()`` asks
 whether the key exists and then reads it (two round trips to memcached
 or Redis); here the entry and its namespace's generation come back
-together. A miss takes the namespace's creation lock, so that only one
-thread or process runs the query for a key at a time, reads again, and
-stores what it created (what a record is: ``records``).
+together, with the table versions of automatic invalidation where the
+backend allows. What a record is: ``entries.records``; what a miss does
+with these reads and writes: ``misses``.
 
 A backend that fails is reported to ``health`` and the query runs
 against the database; every outcome is counted (``operations.stats``).
@@ -13,23 +13,21 @@ against the database; every outcome is counted (``operations.stats``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import pickle
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from beaker.cache import Cache
 from beaker.container import OpenResourceNamespaceManager
 
-from . import _beaker_internals, health, locks
+from . import health
 from .entries import records, sealing
 from .entries.entry import CacheEntry
+from .internals import _beaker_internals
 from .invalidation import versions
 from .invalidation.versions import Tokens, Watch
 from .keys import backend_key as _backend_key
-from .locks import creation_lock as _creation_lock
 from .locks import thread_guard as _thread_guard
 from .operations import stats
 
@@ -123,11 +121,18 @@ def _backend_failed(cache: Cache, error: BaseException) -> BackendFailure:
 
 
 def _lookup(
-    cache: Cache, key: str, watch: Watch | None = None, again: bool = False
+    cache: Cache,
+    key: str,
+    watch: Watch | None = None,
+    again: bool = False,
+    stale: list[CacheEntry] | None = None,
 ) -> tuple[Any, CacheEntry | None, Tokens | None]:
     """The namespace's generation, ``key``'s entry if live and current, and
     the versions ``watch`` asked for. ``again``: the second look of a miss,
-    under the creation lock, which counts no refused or stale entry twice."""
+    under the creation lock, which counts no refused or stale entry twice.
+    ``stale`` receives an entry that has expired within the region's
+    ``stale_while_revalidate`` but is otherwise current (not cleared, its
+    tables unchanged)."""
     try:
         generation, stored, current = _read(cache, key, watch)
     except Exception as error:
@@ -148,9 +153,13 @@ def _lookup(
         # memcached clients answer "absent" for a dead server too: only
         # data, or a write that went through, proves the backend is back
         health.succeeded(cache)
-    entry, bad = records.entry_in(cache, key, stored, counted=not again)
+    grace = _stale_grace(cache) if stale is not None else 0.0
+    entry, bad = records.entry_in(cache, key, stored, counted=not again, stale_for=grace)
     if bad:
         _discard(cache, key)
+    expired = isinstance(entry, records.Expired)
+    if expired:
+        entry = entry.entry  # type: ignore[union-attr]
     if entry is not None and (generation is None or entry.meta.get("generation") != generation):
         entry = None  # written before the namespace was last cleared
     if entry is not None and watch is not None:
@@ -163,9 +172,17 @@ def _lookup(
             if health.is_backend_failure(error):
                 raise _backend_failed(cache, error) from error
             raise
+    if entry is not None and expired:
+        stale.append(entry)  # type: ignore[union-attr]
+        return generation, None, current
     if entry is not None:
         stats.count_hit(stats.slot_of(cache), len(stored) if type(stored) is bytes else 0)
     return generation, entry, current
+
+
+def _stale_grace(cache: Cache) -> float:
+    settings = getattr(cache, "lock_settings", None)
+    return settings.stale_while_revalidate if settings is not None else 0.0
 
 
 def read(cache: Cache, key: str, watch: Watch | None = None) -> CacheEntry | None:
@@ -219,7 +236,7 @@ def write(
             generation if generation is not None else _current_generation(cache)
         )
         record = records.record_for(cache, key, entry, expire)
-        _store_raw(cache, _backend_key(key), record, expire)
+        _store_raw(cache, _backend_key(key), record, _kept_for(cache, expire))
     except sealing.Oversized as oversized:
         records.not_stored(cache, key, entry, oversized)
         return
@@ -245,6 +262,14 @@ def write(
         health.server_answered(
             cache, _beaker_internals.pool_server_of(cache.namespace, _backend_key(key))
         )
+
+
+def _kept_for(cache: Cache, expire: int | None) -> int | None:
+    # With stale_while_revalidate, the server keeps an entry that long past
+    # its expiry (the record's own expiry still says when it is stale).
+    settings = getattr(cache, "lock_settings", None)
+    grace = settings.stale_while_revalidate if settings is not None else 0
+    return expire + int(grace + 0.999) if expire and grace else expire
 
 
 def invalidate(cache: Cache, key: str) -> None:
@@ -280,105 +305,3 @@ def clear(cache: Cache) -> None:
     except Exception as error:
         raise _backend_failed(cache, error) from error
     stats.count(stats.slot_of(cache), stats.CLEARS)
-
-
-def get_or_create(
-    cache: Cache,
-    key: str,
-    create: Callable[[], CacheEntry],
-    expire: int | None = None,
-    watch: Watch | None = None,
-) -> CacheEntry:
-    """The entry under ``key``, running ``create`` at most once per miss.
-
-    Concurrent misses on one key wait on the creation lock (see ``locks``)
-    and then read what the first one stored. When the backend fails, ``create()``'s
-    entry is returned without being stored. With a ``watch``, an entry is
-    served only while its tables are unchanged, and a new one records
-    their versions as read before ``create()`` ran.
-    """
-    if not health.available(cache):
-        return _bypass(cache, create)
-    if watch is not None and not watch.usable:
-        stats.count(stats.slot_of(cache), stats.MISSES)
-        return create()
-    try:
-        _, entry, _ = _lookup(cache, key, watch)
-        if entry is not None:
-            return entry
-        lock = _creation_lock(cache, key)
-        held, entry = locks.acquire_or_find(
-            lock, lambda: _lookup(cache, key, watch, again=True)[1], stats.slot_of(cache)
-        )
-    except BackendFailure:
-        return _bypass(cache, create)
-    except _beaker_internals.PoolServerDown as down:  # the lock's server, not the pool
-        health.server_failed(cache, down.server, down)
-        held = False
-    except Exception as error:  # the creation lock's own backend
-        _backend_failed(cache, error)
-        return _bypass(cache, create)
-    if entry is not None:
-        return entry  # stored by the process that held the lock
-    if not held:  # waited long enough: run it here, unlocked
-        return create_and_store(cache, key, create, expire, watch)
-    try:
-        try:
-            generation, entry, current = _lookup(cache, key, watch, again=True)
-        except BackendFailure:
-            return _bypass(cache, create)
-        if entry is None:
-            entry = create_and_store(cache, key, create, expire, watch, generation, current)
-        return entry
-    finally:
-        try:
-            lock.release()
-        except Exception as error:
-            health.failed(cache, error)
-
-
-def _bypass(cache: Cache, create: Callable[[], CacheEntry]) -> CacheEntry:
-    stats.count(stats.slot_of(cache), stats.OUTAGE)
-    return create()
-
-
-def create_and_store(
-    cache: Cache,
-    key: str,
-    create: Callable[[], CacheEntry],
-    expire: int | None = None,
-    watch: Watch | None = None,
-    generation: Any = None,
-    current: Tokens | None = None,
-) -> CacheEntry:
-    """Run ``create()`` and store its entry, with the versions it was made under."""
-    stats.count(stats.slot_of(cache), stats.MISSES)
-    if watch is not None and not watch.usable:
-        return create()
-    if watch is None:
-        entry = create()
-        with contextlib.suppress(BackendFailure):
-            write(cache, key, entry, expire, generation)
-        return entry
-    try:
-        before = watch.before_query(current if current is not None else watch.current())
-    except Exception as error:
-        if health.is_backend_failure(error):
-            _backend_failed(cache, error)
-            return create()
-        raise
-    with versions.recording(watch, before) as recording:
-        entry = create()
-    try:
-        tokens = recording.recorded()
-    except Exception as error:
-        if health.is_backend_failure(error):
-            _backend_failed(cache, error)
-            return entry
-        raise
-    if tokens is None:
-        return entry
-    entry.meta[versions.TABLES] = tokens
-    with contextlib.suppress(BackendFailure):
-        write(cache, key, entry, expire, generation)
-    return entry

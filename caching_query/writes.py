@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.elements import TextClause
 
-from . import _sa_internals
+from .internals import _sa_internals
 
 _written_transactions: weakref.WeakSet[Any] = weakref.WeakSet()
 _writes_pending: weakref.WeakSet[Session] = weakref.WeakSet()

@@ -30,7 +30,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import caching_query
-from caching_query import FromCache, _beaker_clients, health, query_callable
+from caching_query import FromCache, health, query_callable
+from caching_query.internals import _beaker_clients
 from caching_query.invalidation import publish
 from caching_query.operations import probes
 from examples.model import Person
@@ -477,7 +478,7 @@ def test_invalidate_with_only_memory_regions(tmp_path: Path) -> None:
 
 @server
 def test_beaker_client_accessors(memcached_server: Server, redis_server: Server, tmp_path) -> None:
-    """Canary: Beaker still keeps its clients where caching_query._beaker_clients reads them."""
+    """Canary: Beaker still keeps its clients where internals._beaker_clients reads them."""
     for running in (memcached_server, redis_server):
         if not running.alive():
             running.start()

@@ -17,7 +17,8 @@ from sqlalchemy.orm import defer, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.interfaces import UserDefinedOption
 
-from caching_query import FromCache, RelationshipCache, _fast_load, _sa_loading, install
+from caching_query import FromCache, RelationshipCache, install
+from caching_query.internals import _fast_load, _sa_loading
 from examples.model import Address, Person
 
 SHAPES = {

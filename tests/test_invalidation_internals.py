@@ -12,7 +12,8 @@ from beaker.cache import Cache
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.orm import joinedload
 
-from caching_query import _beaker_internals, _sa_internals, regions
+from caching_query import regions
+from caching_query.internals import _beaker_internals, _sa_internals
 from examples.model import Address, Person
 
 

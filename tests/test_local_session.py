@@ -22,7 +22,8 @@ from sqlalchemy import Engine, event, inspect
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from caching_query import CachingQuery, FromCache, _beaker_internals, store, writes
+from caching_query import CachingQuery, FromCache, store, writes
+from caching_query.internals import _beaker_internals
 from caching_query.local_session import _INFO_KEY, ScopedSessionNamespace
 from examples.model import Person
 from tests.conftest import SQLCounter

@@ -22,7 +22,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
 import caching_query
-from caching_query import FromCache, _beaker_clients, health, regions
+from caching_query import FromCache, health, regions
+from caching_query.internals import _beaker_clients, _beaker_internals
 from caching_query.invalidation import publish, versions
 from examples.model import Person
 from tests.conftest import SQLCounter
@@ -57,7 +58,7 @@ def _items(server: Server) -> int:
 
 def _server_of(manager: CacheManager, namespace: str, key: bytes) -> str | None:
     cache = regions.get_cache("default", namespace, manager)
-    return caching_query._beaker_internals.pool_server_of(cache.namespace, key)
+    return _beaker_internals.pool_server_of(cache.namespace, key)
 
 
 def test_entries_spread_and_a_dead_server_costs_only_its_share(pool, engine, sql, caplog):

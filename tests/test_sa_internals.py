@@ -14,7 +14,7 @@ import beaker.cache
 from sqlalchemy import exc, inspect, select
 from sqlalchemy.engine import FrozenResult
 
-from caching_query import _beaker_internals, _beaker_unpickling, _sa_internals
+from caching_query.internals import _beaker_internals, _beaker_unpickling, _sa_internals
 from caching_query.local_session import ScopedSessionNamespace
 from examples.model import Person
 
@@ -91,7 +91,7 @@ def test_portable_frozen_keeps_keys_and_rows(session):
 
 
 def _replay(statement, session):
-    from caching_query import _sa_loading
+    from caching_query.internals import _sa_loading
 
     structure = _sa_internals.statement_cache_key(statement).key
     return _sa_loading.replay_for(statement, structure, session.get_bind().dialect)
@@ -102,7 +102,7 @@ def _compiled(statement, session):
 
 
 def test_compiled_for_gives_compile_state_and_result_columns(session):
-    from caching_query import _sa_loading
+    from caching_query.internals import _sa_loading
 
     compiled = _compiled(select(Person).where(Person.id < 3), session)
     assert hasattr(compiled.compile_state, "orm_setup_cursor_result")
@@ -135,7 +135,7 @@ def test_fast_load_plan_names(session):
     from sqlalchemy.orm import joinedload
     from sqlalchemy.orm.context import _MapperEntity
 
-    from caching_query import _fast_load
+    from caching_query.internals import _fast_load
 
     compiled = _compiled(select(Person), session)
     plan = _fast_load.plan_for(compiled, _replay(select(Person), session).metadata)

@@ -14,8 +14,9 @@ from beaker.cache import CacheManager
 from sqlalchemy.orm import sessionmaker
 
 import caching_query
-from caching_query import CacheOptionError, FromCache, _beaker_internals
+from caching_query import CacheOptionError, FromCache
 from caching_query.entries import sealing
+from caching_query.internals import _beaker_internals
 from examples.model import Person
 
 KEY = "a signing key of some length"

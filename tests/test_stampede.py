@@ -22,7 +22,8 @@ from beaker.cache import CacheManager
 from sqlalchemy.orm import sessionmaker
 
 import caching_query
-from caching_query import CacheOptionError, FromCache, _beaker_internals, health, locks, regions
+from caching_query import CacheOptionError, FromCache, health, locks, regions
+from caching_query.internals import _beaker_internals
 from caching_query.keys import backend_key
 from examples.model import Person
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import exists, func, literal_column, select, text, union_all
 
-from caching_query import _sa_internals
+from caching_query.internals import _sa_internals
 from caching_query.invalidation.dependencies import ANY_TABLE, reads_for, reads_of
 from caching_query.invalidation.statements import EVERYTHING, written_tables
 from examples.blog import Admin, Comment, Post, Tag, User, follow

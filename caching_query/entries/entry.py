@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.engine import FrozenResult
 
-from .. import _sa_internals
+from ..internals import _sa_internals
 
 ENTRY_FORMAT = 2
 ROWS = "rows"

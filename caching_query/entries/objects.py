@@ -21,7 +21,7 @@ from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.orm.attributes import instance_state
 
-from .. import _sa_internals, _sa_loading
+from ..internals import _sa_internals, _sa_loading
 from .entry import CacheEntry
 
 _mapped_types: dict[type, bool] = {}

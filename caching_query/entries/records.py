@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from beaker.cache import Cache
 
@@ -72,9 +72,15 @@ def _bad(cache: Cache, key: str, what: str, counted: bool) -> tuple[None, bool]:
     return None, True
 
 
+class Expired(NamedTuple):
+    """An entry past its expiry but within ``stale_while_revalidate``."""
+
+    entry: CacheEntry
+
+
 def entry_in(
-    cache: Cache, key: str, stored: Any, counted: bool = True
-) -> tuple[CacheEntry | None, bool]:
+    cache: Cache, key: str, stored: Any, counted: bool = True, stale_for: float = 0.0
+) -> tuple[CacheEntry | Expired | None, bool]:
     """The live entry in what the backend returned for ``key``, and whether
     that value must be removed (it is not ours to read). ``counted=False``
     for a second look at the same key, which counts nothing refused again."""
@@ -95,6 +101,9 @@ def entry_in(
     except (TypeError, ValueError):
         return _bad(cache, key, "a malformed record", counted)
     if _is_expired(cache, stored_at, expire):
+        if stale_for and expire is not None and time.time() < stored_at + expire + stale_for:
+            if is_valid(value):
+                return Expired(value), False
         return None, False
     if not is_valid(value):
         return _bad(

@@ -29,8 +29,9 @@ from typing import Any
 from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from .. import _sa_internals, _sa_loading, keys
+from .. import keys
 from ..exc import UncacheableQueryError
+from ..internals import _sa_internals, _sa_loading
 from ..invalidation import versions
 from .entry import CacheEntry, StoredRows
 

@@ -30,8 +30,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import _beaker_internals
 from ..exc import CacheOptionError
+from ..internals import _beaker_internals
 
 log = logging.getLogger("caching_query")
 

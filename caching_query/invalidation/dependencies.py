@@ -37,7 +37,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement, 
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import TableClause
 
-from .. import _sa_internals
+from ..internals import _sa_internals
 from .statements import EVERYTHING, table_name
 
 ANY_TABLE: Final = "~any"

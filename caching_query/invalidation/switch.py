@@ -16,7 +16,8 @@ from beaker.cache import Cache, CacheManager
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
-from .. import _sa_internals, regions
+from .. import regions
+from ..internals import _sa_internals
 from . import dependencies, publish, versions
 from .dependencies import ANY_TABLE
 from .statements import EVERYTHING

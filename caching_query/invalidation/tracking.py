@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from .. import _sa_internals
+from ..internals import _sa_internals
 from . import publish, versions
 from .statements import written_tables
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from beaker.cache import Cache
 
-from .. import _beaker_internals
+from ..internals import _beaker_internals
 from . import dependencies, tracking
 from .dependencies import ANY_TABLE
 from .statements import EVERYTHING

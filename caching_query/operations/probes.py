@@ -12,8 +12,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from beaker.cache import CacheManager
 
-from .. import _beaker_clients, regions, store
+from .. import regions, store
 from ..entries.entry import CacheEntry, StoredRows
+from ..internals import _beaker_clients
 
 __all__ = [
     "CHECK_NAMESPACE",

@@ -33,6 +33,7 @@ _HELP = {
     "backend_errors": "Failed backend operations",
     "bytes_read": "Bytes of entries read from the backend",
     "bytes_written": "Bytes of entries written to the backend",
+    "stale_served": "Expired entries served while another process regenerated them",
 }
 
 

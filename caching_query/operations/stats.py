@@ -25,6 +25,7 @@ COUNTERS = (
     "backend_errors",
     "bytes_read",
     "bytes_written",
+    "stale_served",
 )
 BYPASS_REASONS = ("uncommitted", "later_hooks", "outage", "oversized", "uncacheable")
 
@@ -39,6 +40,7 @@ BYPASS_REASONS = ("uncommitted", "later_hooks", "outage", "oversized", "uncachea
     BACKEND_ERRORS,
     BYTES_READ,
     BYTES_WRITTEN,
+    STALE_SERVED,
 ) = range(len(COUNTERS))
 UNCOMMITTED, LATER_HOOKS, OUTAGE, OVERSIZED, UNCACHEABLE = range(
     len(COUNTERS), len(COUNTERS) + len(BYPASS_REASONS)
@@ -72,6 +74,7 @@ class NamespaceStatistics:
     backend_errors: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
+    stale_served: int = 0
     bypassed: Mapping[str, int] = field(default_factory=dict)
 
     @property

@@ -1,6 +1,6 @@
 """Every use of a private Beaker name, in one place.
 
-``tests/test_beaker_internals.py`` fails loudly when one of them changes.
+``tests/test_sa_internals.py`` fails loudly when one of them changes.
 """
 
 from __future__ import annotations
@@ -164,10 +164,15 @@ def server_lock(
         def attempt() -> bool:
             if client.add(name, token, time=seconds):
                 return True
-            if client.get(name) is None:  # refused, and no holder: not answering
-                server = _beaker_clients.server_of(client, name)
-                if server is not None:
-                    raise PoolServerDown(server)
+            if client.get(name) is not None:
+                return False  # held by someone
+            if client.add(name, token, time=seconds):
+                return True  # it had just expired
+            # refused twice with no holder: the server is not answering
+            server = _beaker_clients.server_of(client, name)
+            if server is not None and not _beaker_clients.server_answers(client, server):
+                raise PoolServerDown(server)
+            if server is None and not _memcached_answers(client):
                 raise WriteRefused("memcached did not take the creation lock: server down")
             return False
 
