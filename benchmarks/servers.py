@@ -92,37 +92,18 @@ class Servers:
         if name == "memcached-pool":
             pool = [self._start("memcached") for _ in range(POOL_SIZE)]
             return _Pool(pool, Path(tempfile.mkdtemp(prefix="cq-bench-pool-")))
-        port = mod.free_port()
-        workdir = Path(tempfile.mkdtemp(prefix=f"cq-bench-{name}-"))
         if name == "postgres":
+            workdir = Path(tempfile.mkdtemp(prefix=f"cq-bench-{name}-"))
             if os.geteuid() == 0:  # initdb runs as postgres: hand it the directory
                 user = pwd.getpwnam("postgres")
                 os.chown(workdir, user.pw_uid, user.pw_gid)
-            server = mod.PostgresServer(os.path.dirname(path), port, workdir)
+            server = mod.PostgresServer(os.path.dirname(path), mod.free_port(), workdir)
             start = server.initdb
         elif name == "redis":
-            argv = [
-                path,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--port",
-                str(port),
-                "--bind",
-                mod.HOST,
-                "--dir",
-                str(workdir),
-            ]
-            probe = lambda: mod._answers(port, b"PING\r\n", b"+PONG")  # noqa: E731
-            server = mod.Server(name, argv, port, workdir, f"redis://{mod.HOST}:{port}/0", probe)
+            server = mod.redis_process(path, "bench-redis")
             start = server.start
         else:
-            argv = [path, "-l", mod.HOST, "-p", str(port), "-U", "0", "-m", "64"]
-            if os.geteuid() == 0:
-                argv += ["-u", "nobody"]  # memcached refuses to run as root
-            probe = lambda: mod._answers(port, b"version\r\n", b"VERSION ")  # noqa: E731
-            server = mod.Server(name, argv, port, workdir, f"{mod.HOST}:{port}", probe)
+            server = mod.memcached_process(path, "bench-memcached")
             start = server.start
         try:
             start()

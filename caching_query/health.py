@@ -121,7 +121,8 @@ def server_failed(cache: Cache, server: str, error: BaseException | str) -> None
         )
 
 
-def servers_down(cache: Cache) -> bool:
+def servers_down() -> bool:
+    """Whether a server of any memcached pool is known to be down."""
     return bool(_down_servers)
 
 

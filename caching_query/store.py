@@ -14,6 +14,7 @@ against the database; every outcome is counted (``operations.stats``).
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 import uuid
 from typing import Any
@@ -258,7 +259,7 @@ def write(
     if type(record) is bytes:
         stats.count(slot, stats.BYTES_WRITTEN, len(record))
     health.succeeded(cache)
-    if health.servers_down(cache):
+    if health.servers_down():
         health.server_answered(
             cache, _beaker_internals.pool_server_of(cache.namespace, _backend_key(key))
         )
@@ -267,9 +268,8 @@ def write(
 def _kept_for(cache: Cache, expire: int | None) -> int | None:
     # With stale_while_revalidate, the server keeps an entry that long past
     # its expiry (the record's own expiry still says when it is stale).
-    settings = getattr(cache, "lock_settings", None)
-    grace = settings.stale_while_revalidate if settings is not None else 0
-    return expire + int(grace + 0.999) if expire and grace else expire
+    grace = _stale_grace(cache)
+    return expire + math.ceil(grace) if expire and grace else expire
 
 
 def invalidate(cache: Cache, key: str) -> None:

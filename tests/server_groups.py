@@ -10,7 +10,6 @@ for each test that asks (tests kill its members).
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.servers import HOST, Server, _answers, find_binary, free_port
+from tests.servers import HOST, Server, _answers, find_binary, free_port, memcached_process
 
 NODES = 6
 NODE_TIMEOUT_MS = 1000
@@ -142,14 +141,7 @@ def start_cluster() -> RedisCluster:
 def memcached_pool() -> Iterator[list[Server]]:
     """Three memcached servers, for one test."""
     binary = find_binary("memcached", "memcached")
-    servers = []
-    for n in range(3):
-        port, workdir = free_port(), Path(tempfile.mkdtemp(prefix=f"cq-memcached-pool{n}-"))
-        argv = [binary, "-l", HOST, "-p", str(port), "-U", "0", "-m", "32"]
-        if os.geteuid() == 0:
-            argv += ["-u", "nobody"]  # memcached refuses to run as root
-        probe = partial(_answers, port, b"version\r\n", b"VERSION ")
-        servers.append(Server(f"memcached-pool{n}", argv, port, workdir, f"{HOST}:{port}", probe))
+    servers = [memcached_process(binary, f"memcached-pool{n}") for n in range(3)]
     try:
         for server in servers:
             server.start()

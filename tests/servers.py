@@ -276,37 +276,34 @@ def _serve(server: Server, start: Callable[[], None]) -> Iterator[Server]:
         shutil.rmtree(server.workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def memcached_server() -> Iterator[Server]:
-    binary = find_binary("memcached", "memcached")
-    port, workdir = free_port(), Path(tempfile.mkdtemp(prefix="cq-memcached-"))
-    argv = [binary, "-l", HOST, "-p", str(port), "-U", "0", "-m", "64"]
+def memcached_process(binary: str, name: str = "memcached", *options: str) -> Server:
+    """A memcached (not started yet) on a free port, in a directory of its own."""
+    port, workdir = free_port(), Path(tempfile.mkdtemp(prefix=f"cq-{name}-"))
+    argv = [binary, "-l", HOST, "-p", str(port), "-U", "0", "-m", "64", *options]
     if os.geteuid() == 0:
         argv += ["-u", "nobody"]  # memcached refuses to run as root
     probe = partial(_answers, port, b"version\r\n", b"VERSION ")
-    server = Server("memcached", argv, port, workdir, f"{HOST}:{port}", probe)
+    return Server(name, argv, port, workdir, f"{HOST}:{port}", probe)
+
+
+def redis_process(binary: str, name: str = "redis") -> Server:
+    """A Redis that keeps nothing on disk (not started yet), on a free port."""
+    port, workdir = free_port(), Path(tempfile.mkdtemp(prefix=f"cq-{name}-"))
+    argv = [binary, "--save", "", "--appendonly", "no", "--port", str(port)]
+    argv += ["--bind", HOST, "--dir", str(workdir)]
+    probe = partial(_answers, port, b"PING\r\n", b"+PONG")
+    return Server(name, argv, port, workdir, f"redis://{HOST}:{port}/0", probe)
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[Server]:
+    server = memcached_process(find_binary("memcached", "memcached"))
     yield from _serve(server, server.start)
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[Server]:
-    binary = find_binary("redis-server", "redis-server")
-    port, workdir = free_port(), Path(tempfile.mkdtemp(prefix="cq-redis-"))
-    argv = [
-        binary,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--port",
-        str(port),
-        "--bind",
-        HOST,
-        "--dir",
-        str(workdir),
-    ]
-    probe = partial(_answers, port, b"PING\r\n", b"+PONG")
-    server = Server("redis", argv, port, workdir, f"redis://{HOST}:{port}/0", probe)
+    server = redis_process(find_binary("redis-server", "redis-server"))
     yield from _serve(server, server.start)
 
 

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import random
-import tempfile
 from collections.abc import Iterator
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 import bmemcached
@@ -22,7 +18,7 @@ from caching_query import FromCache, health
 from caching_query.entries import records, sealing
 from caching_query.operations import stats
 from tests.conftest import SQLCounter
-from tests.servers import HOST, Server, _answers, _serve, find_binary, free_port
+from tests.servers import Server, _serve, find_binary, memcached_process
 
 ROWS = 1200
 TEXT_SIZE = 1000  # 1200 rows of 1000 bytes: over memcached's 1 MiB item limit
@@ -112,13 +108,7 @@ def test_memcached_default_limit(memcached_server, blob_engine, blob_sql, caplog
 def small_item_memcached() -> Iterator[Server]:
     """A memcached whose item size limit (64 KiB) is below the library's default."""
     binary = find_binary("memcached", "memcached")
-    port, workdir = free_port(), Path(tempfile.mkdtemp(prefix="cq-memcached-64k-"))
-    argv = [binary, "-l", HOST, "-p", str(port), "-U", "0", "-m", "64", "-I", "64k"]
-    argv += ["-o", "slab_chunk_max=32768"]
-    if os.geteuid() == 0:
-        argv += ["-u", "nobody"]
-    probe = partial(_answers, port, b"version\r\n", b"VERSION ")
-    server = Server("memcached-64k", argv, port, workdir, f"{HOST}:{port}", probe)
+    server = memcached_process(binary, "memcached-64k", "-I", "64k", "-o", "slab_chunk_max=32768")
     yield from _serve(server, server.start)
 
 

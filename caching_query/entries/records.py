@@ -30,7 +30,10 @@ def sealing_of(cache: Cache) -> sealing.Sealing:
     return getattr(cache, "sealing", None) or _UNSEALED
 
 
-def _where(cache: Cache, key: str) -> bytes:
+def _where(cache: Cache, key: str, seal: sealing.Sealing) -> bytes:
+    # what a MAC binds an entry to; unsigned entries need none
+    if not seal.signs:
+        return b""
     return f"{cache.namespace_name}\0{key}".encode("utf-8", "surrogatepass")
 
 
@@ -38,7 +41,7 @@ def record_for(cache: Cache, key: str, entry: CacheEntry, expire: int | None) ->
     """What to store for ``entry``; ``sealing.Oversized`` over the region's limit."""
     record = (time.time(), expire, entry)
     seal = sealing_of(cache)
-    return seal.seal(record, _where(cache, key)) if seal.serializes else record
+    return seal.seal(record, _where(cache, key, seal)) if seal.serializes else record
 
 
 def _is_expired(cache: Cache, stored_at: float, expire: int | None) -> bool:
@@ -89,7 +92,7 @@ def entry_in(
     seal = sealing_of(cache)
     if type(stored) is bytes:
         try:
-            stored = seal.open(stored, _where(cache, key))
+            stored = seal.open(stored, _where(cache, key, seal))
         except sealing.Unsigned as why:
             return _refused(cache, key, str(why), counted)
         except Exception as error:

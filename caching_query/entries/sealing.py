@@ -62,7 +62,9 @@ class Unsigned(Exception):
     """Bytes whose signature is missing or does not match a configured key."""
 
 
-class _NoClasses(pickle.Unpickler):
+class NoClassesUnpickler(pickle.Unpickler):
+    """An unpickler that builds no object of any class: what a backend's own layer is read with."""
+
     def find_class(self, module: str, name: str) -> Any:
         raise pickle.UnpicklingError(
             f"refusing to load {module}.{name}: with signing keys configured, "
@@ -72,10 +74,7 @@ class _NoClasses(pickle.Unpickler):
 
 def load_without_classes(data: Any) -> Any:
     """``pickle.loads`` that builds only bytes, str, numbers, tuples, lists, dicts."""
-    return _NoClasses(io.BytesIO(data)).load()
-
-
-NoClassesUnpickler = _NoClasses
+    return NoClassesUnpickler(io.BytesIO(data)).load()
 
 
 def _keys_from(value: Any) -> tuple[bytes, ...]:

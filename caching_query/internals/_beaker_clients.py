@@ -59,15 +59,20 @@ def server_of(client: Any, key: str) -> str | None:
     return pick(key).server if pick is not None else None  # type: ignore[no-any-return]
 
 
-def server_answers(client: Any, server: str) -> bool:
-    """Whether one server of a bmemcached client answers ``stats``."""
-    for each in client.servers:
-        if each.server == server:
-            try:
-                return bool(each.stats())
-            except Exception:
-                return False
-    return False
+def server_answers(client: Any, server: str | None = None) -> bool:
+    """Whether a memcached client's ``server`` (None: any of its servers) answers ``stats``.
+
+    A client that cannot reach a server answers for it with nothing:
+    bmemcached's ``stats()`` a dict per server, python-memcached's and
+    pylibmc's ``get_stats()`` a list of (server, stats) pairs.
+    """
+    ask = getattr(client, "stats", None) or getattr(client, "get_stats", None)
+    try:
+        answer = ask() if ask is not None else None
+    except Exception:
+        return False
+    pairs = answer.items() if isinstance(answer, dict) else (answer or ())
+    return any(stats for name, stats in pairs if server is None or name == server)
 
 
 def memcached_client(namespace: Any) -> Any | None:

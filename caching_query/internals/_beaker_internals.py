@@ -101,33 +101,32 @@ def set_record(namespace: Any, key: bytes, record: Any, expire: int | None) -> N
                 ) from error
             raise
         if not stored:
-            server = _beaker_clients.server_of(namespace.mc, namespace._format_key(key))
-            if server is not None:  # one server of a pool
-                if _beaker_clients.server_answers(namespace.mc, server):
-                    raise EntryRefused(f"memcached {server} refused the entry (too large?)")
-                raise PoolServerDown(server)
-            if _memcached_answers(namespace.mc):
-                raise EntryRefused(
-                    "memcached refused the entry: it is over the server's item size "
-                    "limit (memcached -I); lower the region's max_entry_bytes"
-                )
-            raise WriteRefused("memcached did not store the entry: server down")
+            down = _not_answering(namespace.mc, namespace._format_key(key))
+            if down is not None:
+                raise down
+            raise EntryRefused(
+                "memcached refused the entry: it is over the server's item size "
+                "limit (memcached -I); lower the region's max_entry_bytes"
+            )
     else:
         namespace.set_value(key, record, expiretime=expire)
 
 
-def _memcached_answers(client: Any) -> bool:
-    # A client that cannot reach its server answers its stats call with
-    # nothing: bmemcached's stats() a dict per server, python-memcached's and
-    # pylibmc's get_stats() a list of (server, stats) pairs.
-    ask = getattr(client, "stats", None) or getattr(client, "get_stats", None)
-    try:
-        answer = ask() if ask is not None else None
-    except Exception:
-        return False
-    if isinstance(answer, dict):
-        return any(answer.values())
-    return any(stats for _, stats in answer or ())
+def _not_answering(client: Any, key: str) -> Exception | None:
+    """Why ``client`` refused ``key`` when the reason is a server gone, else None.
+
+    memcached clients report a dead server only by refusing; asking for the
+    server's stats tells a dead server from one that refused this item. In a
+    pool only ``key``'s server counts, and only its share is lost.
+    """
+    server = _beaker_clients.server_of(client, key)
+    if not _beaker_clients.server_answers(client, server):
+        return (
+            PoolServerDown(server)
+            if server is not None
+            else WriteRefused("memcached is not answering: server down")
+        )
+    return None
 
 
 def is_memcached(namespace: Any) -> bool:
@@ -168,12 +167,9 @@ def server_lock(
                 return False  # held by someone
             if client.add(name, token, time=seconds):
                 return True  # it had just expired
-            # refused twice with no holder: the server is not answering
-            server = _beaker_clients.server_of(client, name)
-            if server is not None and not _beaker_clients.server_answers(client, server):
-                raise PoolServerDown(server)
-            if server is None and not _memcached_answers(client):
-                raise WriteRefused("memcached did not take the creation lock: server down")
+            down = _not_answering(client, name)  # refused twice with no holder
+            if down is not None:
+                raise down
             return False
 
         def release_memcached() -> None:
@@ -300,25 +296,16 @@ def read_records_with(
         found = namespace.mc.get_multi(formatted + other_formatted) or {}
         return [found.get(key) for key in formatted], [found.get(key) for key in other_formatted]
     if (
-        isinstance(namespace, RedisClusterNamespaceManager)
-        and isinstance(other, RedisClusterNamespaceManager)
-        and namespace.client is other.client
-    ):
-        # Two slots, maybe two nodes: one MGET per slot, sent in one
-        # pipeline that writes to every node before reading any answer.
-        raw = namespace.client.mget_nonatomic(
-            [namespace._format_key(key) for key in keys]
-            + [other._format_key(key) for key in other_keys]
-        )
-        loads = _loads_of(namespace)
-        values = [None if value is None else loads(value) for value in raw]
-        return values[: len(keys)], values[len(keys) :]
-    if (
         isinstance(namespace, RedisNamespaceManager)
         and isinstance(other, RedisNamespaceManager)
         and namespace.client is other.client
     ):
-        raw = namespace.client.mget(
+        # A cluster keeps the two namespaces in two slots, maybe on two
+        # nodes: mget_nonatomic sends one MGET per slot in one pipeline that
+        # writes to every node before reading any answer.
+        clustered = isinstance(namespace, RedisClusterNamespaceManager)
+        get = namespace.client.mget_nonatomic if clustered else namespace.client.mget
+        raw = get(
             [namespace._format_key(key) for key in keys]
             + [other._format_key(key) for key in other_keys]
         )

@@ -116,8 +116,8 @@ _local = _ThreadRows()
 
 
 def slot_of(cache: Any) -> Slot:
-    """The (region, namespace) ``cache`` counts under."""
-    return (getattr(cache, "region", "?"), cache.namespace_name)
+    """The (region, namespace) ``cache`` counts under (a ``RegionCache`` knows it)."""
+    return getattr(cache, "slot", None) or ("?", cache.namespace_name)
 
 
 def count(slot: Slot, event: int, n: int = 1) -> None:
