@@ -3,7 +3,7 @@
 
     python3 tasks.py demo     # run examples/helloworld.py
     python3 tasks.py test     # run the whole test suite
-    python3 tasks.py test20   # the suite on SQLAlchemy 2.0 (memory and file regions)
+    python3 tasks.py test20   # the suite on SQLAlchemy 2.0 (memory and file regions, hook path)
     python3 tasks.py parity   # SQLAlchemy's own ORM Query tests, run with CachingQuery
 
 Each creates ``.venv`` beside this file on first use and installs the
@@ -50,7 +50,16 @@ def main(argv: list[str]) -> int:
         return _run(_ensure_venv(".venv"), "-m", "pytest", *argv[1:])
     if command == "test20":
         python = _ensure_venv(".venv-sa20", "SQLAlchemy>=2.0,<2.1")
-        return _run(python, "-m", "pytest", "-q", *argv[1:], CQ_BACKENDS="memory,file")
+        # legacy queries through Session.execute and the hook: the other entrance
+        return _run(
+            python,
+            "-m",
+            "pytest",
+            "-q",
+            *argv[1:],
+            CQ_BACKENDS="memory,file",
+            CQ_LEGACY_PATH="hook",
+        )
     if command == "parity":
         return _run(_ensure_venv(".venv"), "parity/run.py", *argv[1:])
     print(__doc__.strip(), file=sys.stderr)

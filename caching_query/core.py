@@ -52,6 +52,10 @@ from .options import (
 # Set on the inner execution of a miss, so that no cache hook (this one,
 # or a second copy installed on a subclass) caches it again.
 BYPASS = "_caching_query_bypass"
+# Set to the statement itself when the direct entrance (``direct``) has
+# already decided it is not served from the cache: the hook stands aside
+# for that statement only, not for the loads its loader triggers.
+DECIDED = "_caching_query_decided"
 
 log = logging.getLogger("caching_query")
 # one DEBUG line per cached execution: region, namespace, key, hit or miss, rows
@@ -156,12 +160,25 @@ def _on_do_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
                 "from_statement(text(...).columns(...))"
             )
         return None
-    if state.execution_options.get(BYPASS):
+    execution_options = state.execution_options
+    if execution_options.get(BYPASS) or execution_options.get(DECIDED) is state.statement:
         return None
     nested = rows.serve_nested(state)
     if nested is not None:
         return nested
-    options = _sa_internals.statement_options(state.statement)
+    return serve(state, _sa_internals.statement_options(state.statement))
+
+
+# what ``direct`` looks for among a session's do_orm_execute listeners
+HOOK = _on_do_orm_execute
+
+
+def serve(state: Any, options: Sequence[Any]) -> Result[Any] | None:
+    """Serve an ORM SELECT from the cache its options (or ``cache_all``) name.
+
+    ``state`` is the hook's ``ORMExecuteState`` or the direct entrance's
+    stand-in. None: not served from the cache, the statement runs as usual.
+    """
     option = find_option(state, options) if options else None
     settings = switch.settings_for(state.session)
     if settings is not None and settings.cache_all is not None:
@@ -276,6 +293,8 @@ def _later_hooks_run(state: ORMExecuteState) -> bool:
     would skip them. So such executions bypass shared regions, with one
     warning per set of hooks. Session-local regions run them on a miss.
     """
+    if not isinstance(state, ORMExecuteState):
+        return False  # the direct entrance: taken only where no other hook is
     later = _sa_internals.later_hooks(state)
     if not later:
         return False
@@ -384,7 +403,10 @@ def replay(state: ORMExecuteState, entry: CacheEntry) -> Result[Any] | None:
 
 __all__ = [
     "BYPASS",
+    "DECIDED",
+    "HOOK",
     "install",
+    "serve",
     "ensure_installed",
     "find_option",
     "execute_cached",

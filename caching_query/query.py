@@ -3,8 +3,10 @@
 Without a cache option a ``CachingQuery`` is a plain ``Query``: every
 method, result and error is ``Query``'s own. With one, every way of
 fetching (iteration, ``all()``, ``first()``, ``one()``, ``scalar()``,
-slicing, ``get()``) goes through ``Session.execute`` and so through the
-hook in ``core``; this class only adds the handles on the query's entry.
+slicing) enters the core through ``direct``, before ``Session.execute``
+would, unless the session has other ``do_orm_execute`` hooks; ``get()``
+goes through ``Session.execute`` and the hook in ``core``. This class
+adds the handles on the query's entry.
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ from typing import Any, TypeVar
 from beaker.cache import Cache, CacheManager
 from sqlalchemy.orm import Query
 
-from . import core, handles, regions, store
+from . import core, direct, handles, regions, store
 from .entries import objects
 from .entries.entry import OBJECTS
 from .exc import CacheOptionError
 from .internals import _sa_internals
+from .internals._sa_query import DirectFetch
 from .options import DEFAULT_REGION, CacheOption, FromCache, single_from_cache
 
 _T = TypeVar("_T", bound=Any)
 
 
-class CachingQuery(Query[_T]):
+class CachingQuery(DirectFetch, Query[_T]):
     """A ``Query`` that can serve its results from a Beaker cache.
 
     ``sessionmaker(query_cls=CachingQuery)`` resolves region names in
@@ -40,6 +43,10 @@ class CachingQuery(Query[_T]):
         if session is not None:
             # early, so that flushes before the first cached query are seen
             core.ensure_installed(session, type(self).cache_manager)
+
+    def _fetch_directly(self) -> Any:
+        # a hit served before Session.execute runs (see ``direct``)
+        return direct.fetch(self)
 
     def options(self, *args: Any) -> CachingQuery[_T]:
         manager = type(self).cache_manager

@@ -70,6 +70,21 @@ class SQLCounter:
         event.remove(self._engine, "before_cursor_execute", self._seen)
 
 
+# CQ_LEGACY_PATH=hook runs legacy queries through Session.execute and the
+# hook, as sessions with other do_orm_execute hooks do; by default they take
+# the direct entrance (caching_query.direct). test20 runs the suite that way.
+HOOK_PATH_ONLY = os.environ.get("CQ_LEGACY_PATH") == "hook"
+
+
+@pytest.fixture(autouse=True)
+def legacy_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which entrance legacy queries take in this test: "direct" or "hook"."""
+    if HOOK_PATH_ONLY and not getattr(request.module, "CHOOSES_ITS_PATH", False):
+        monkeypatch.setattr(CachingQuery, "_fetch_directly", lambda query: None)
+        return "hook"
+    return "direct"
+
+
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A SQLite file with the examples' fixture data (read-only for tests)."""

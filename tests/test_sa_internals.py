@@ -11,7 +11,7 @@ import pickle
 from typing import Any
 
 import beaker.cache
-from sqlalchemy import exc, inspect, select
+from sqlalchemy import exc, inspect, literal_column, select
 from sqlalchemy.engine import FrozenResult
 
 from caching_query.internals import _beaker_internals, _beaker_unpickling, _sa_internals
@@ -276,3 +276,67 @@ def test_memcached_refusal_of_an_item_is_told_from_a_dead_server(memcached_serve
         pass
     else:
         raise AssertionError("memcached stored a 2 MiB item")
+
+
+# -- the legacy Query's execution step (internals/_sa_query.py) -------------
+
+
+def test_query_fetches_through_iter(session):
+    """all(), first(), one(), one_or_none(), iteration and slicing call Query._iter()."""
+    from sqlalchemy.orm import Query
+
+    from caching_query.internals import _sa_query
+
+    calls: list[int] = []
+
+    class Counting(_sa_query.DirectFetch, Query[Any]):
+        def _fetch_directly(self) -> Any:
+            calls.append(1)
+            return None
+
+    q = Counting([Person], session).filter(Person.id <= 3).order_by(Person.id)
+    assert [p.id for p in q.all()] == [1, 2, 3]
+    assert q.first().id == 1
+    assert q.filter(Person.id == 2).one().id == 2
+    assert q.filter(Person.id == 99).one_or_none() is None
+    assert [p.id for p in q] == [1, 2, 3]
+    assert [p.id for p in q[1:2]] == [2]
+    assert len(calls) == 6
+    assert hasattr(Query, "_iter") and hasattr(Query, "_statement_20")
+
+
+def test_prepare_matches_what_hooks_see(session):
+    """prepare() gives the statement, options and bind arguments Session.execute's hooks get."""
+    from sqlalchemy import event
+
+    from caching_query.internals import _sa_query
+
+    seen: list[Any] = []
+
+    def hook(state: Any) -> None:
+        seen.append((state.parameters, dict(state.execution_options), dict(state.bind_arguments)))
+
+    q = session.query(Person).filter(Person.id == 1).populate_existing()
+    event.listen(session, "do_orm_execute", hook)
+    try:
+        q.all()
+        assert _sa_query.execute_hooks(session)[-1] is hook
+    finally:
+        event.remove(session, "do_orm_execute", hook)
+    statement, params, options, binds, given = _sa_query.prepare(q)
+    assert (params, dict(options)) == seen[0][:2]
+    assert binds["mapper"] is seen[0][2]["mapper"]
+    assert options[_sa_query.LOAD_OPTIONS]._populate_existing
+    assert given == {_sa_query.LOAD_OPTIONS: q.load_options}
+    # a Query of plain columns is still executed by the ORM
+    assert _sa_query.prepare(session.query(literal_column("1"))) is not None
+
+
+def test_shaped_matches_query_iter(session):
+    from caching_query.internals import _sa_query
+
+    q = session.query(Person).filter(Person.id <= 2).order_by(Person.id)
+    result = session.execute(
+        q._statement_20(), execution_options={_sa_query.LOAD_OPTIONS: q.load_options}
+    )
+    assert [p.id for p in _sa_query.shaped(result, q.load_options)] == [1, 2]
