@@ -22,13 +22,16 @@ from sqlalchemy import create_engine
 from . import (
     backends,
     cache_hits,
+    clients,
     concurrency,
     data,
+    entrances,
     floor,
     invalidation,
     micro,
     operations,
     report,
+    targets,
 )
 from .environment import make_bench
 from .servers import Servers
@@ -95,7 +98,7 @@ def _regions(
 
 
 def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]:
-    """All eight measurements; the results as one JSON-ready dict."""
+    """All measurements and the targets held against them, as one JSON-ready dict."""
     started = time.perf_counter()
     names = args.backends or backends.default_names()
     if args.database == "postgresql":
@@ -109,12 +112,20 @@ def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]
     try:
         people = data.install(engine)
         regions, skipped = _regions(names, tmp, running)
+        regions.update(clients.extra_regions(regions))
         plan = QUICK if args.quick else FULL
         bench = make_bench(engine, regions, plan, args.quick)
         print("measuring uncached vs hit ...", file=sys.stderr)
-        query_cache = cache_hits.run(bench, list(regions))
+        # the clients' extra regions are measured by section 10 only
+        names_measured = [name for name in regions if "/" not in name]
+        query_cache = cache_hits.run(bench, names_measured)
         print("measuring the floor of a one-row hit ...", file=sys.stderr)
         hit_floor = floor.run(bench, query_cache)
+        print("measuring the direct entrance, raw GETs and clients ...", file=sys.stderr)
+        direct_vs_hook = entrances.direct_vs_hook(bench)
+        legacy_floor = entrances.legacy_floor(bench)
+        raw_gets = entrances.raw_gets(bench, names_measured, query_cache)
+        client_figures = clients.run(bench)
         print("measuring derive_key, overhead ...", file=sys.stderr)
         derive_key = micro.derive_keys(bench)
         overhead = micro.overhead(bench)
@@ -122,24 +133,28 @@ def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]
         threads = concurrency.run(bench)
         entry_size = micro.entry_size(bench)
         print("measuring statistics and signing ...", file=sys.stderr)
-        operating = operations.run(bench, list(regions))
+        operating = operations.run(bench, names_measured)
         print("measuring automatic invalidation ...", file=sys.stderr)
-        auto_invalidation = invalidation.run(bench, list(regions))
+        auto_invalidation = invalidation.run(bench, names_measured)
     finally:
         engine.dispose()
     options = {
         "quick": args.quick,
         "database": args.database,
         "people": people,
-        "backends": list(regions),
+        "backends": names_measured,
         "skipped_backends": skipped,
         "plan": dataclasses.asdict(plan),
         "duration_seconds": round(time.perf_counter() - started, 2),
     }
-    return {
+    results = {
         "meta": report.meta(options),
         "query_cache": query_cache,
         "hit_floor": hit_floor,
+        "direct_vs_hook": direct_vs_hook,
+        "legacy_floor": legacy_floor,
+        "raw_gets": raw_gets,
+        "clients": client_figures,
         "derive_key": derive_key,
         "caching_query_overhead": overhead,
         "concurrency": threads,
@@ -147,6 +162,8 @@ def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]
         "auto_invalidation": auto_invalidation,
         "operations": operating,
     }
+    results["targets"] = targets.evaluate(results)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,10 @@ def _key_figures(bench: Bench, label: str, build: Builder) -> list[tuple[str, St
             measure(lambda stmt: keys.derive_key(stmt, None), bench.plan, lambda: build(counter)),
         ),
         (
+            f"{label}: SQLAlchemy's structural key alone, statement pre-built",
+            measure(lambda stmt: stmt._generate_cache_key(), bench.plan, lambda: build(counter)),
+        ),
+        (
             f"{label}: build + derive_key",
             measure(lambda _: keys.derive_key(build(counter), None), bench.plan),
         ),

@@ -226,6 +226,9 @@ def render(results: dict[str, Any]) -> str:
             "8. Operations: a select() hit with statistics counted, and with signed entries",
             _table(["what", "rows", "without", "with", "with/without"], rows),
         ]
+    from . import targets  # its rows are rendered with this module's table
+
+    parts.append(targets.render(results))
     parts += ["", f"total run time {results['meta']['duration_seconds']:.1f} s"]
     return "\n".join(parts)
 

@@ -1,0 +1,164 @@
+"""Measurement 9: the two entrances of a legacy hit, the least a direct hit can cost,
+and what one raw GET costs on each server backend.
+
+* the same legacy hit through the direct entrance (``caching_query.direct``)
+  and through ``Session.execute`` and the hook, measured alternately;
+* the floor of a direct hit: building the query, its statement and the
+  statement's structural cache key, which no hit found by a derived key
+  can skip, in a fresh session per call;
+* one GET of a stored entry's bytes with the backend's own client, beside
+  the hit on that backend and the hit on memory: the difference of the two
+  hits is what the server adds, to be set against the GET; and decoding
+  those bytes into the entry (a memory region keeps the entry itself),
+  which the difference cannot go below either.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from caching_query import FromCache, keys
+from caching_query.entries import records
+from caching_query.internals import _beaker_internals
+from examples.model import Person
+
+from .environment import Bench, CachedSession, legacy_all
+from .timing import Stats, measure, measure_pair
+
+SIZES = (1, 100, 1000)
+SERVER_TYPES = ("ext:redis", "ext:rediscluster", "ext:memcached")
+
+
+def hook_only(bench: Bench) -> sessionmaker[Any]:
+    """Sessions like ``bench.cached`` whose legacy queries take ``Session.execute``."""
+    direct_class = bench.cached.kw["query_cls"]
+    hook_class = type("HookPathQuery", (direct_class,), {"_fetch_directly": lambda self: None})
+    # the base class, not bench.cached's own subclass, which carries the hook already
+    return sessionmaker(bind=bench.engine, class_=CachedSession, query_cls=hook_class)
+
+
+def _option(rows: int) -> FromCache:
+    return FromCache("memory", f"entrances.{rows}")
+
+
+def direct_vs_hook(bench: Bench) -> list[dict[str, Any]]:
+    """Per size: the memory hit through each entrance, and their ratio."""
+    hook = hook_only(bench)
+    records = []
+    for rows in SIZES:
+        with bench.cached() as session:
+            legacy_all(session, rows, _option(rows))
+
+        def sessions() -> tuple[Session, Session]:
+            return bench.cached(), hook()
+
+        def close(pair: tuple[Session, Session]) -> None:
+            for session in pair:
+                session.close()
+
+        direct, hooked = measure_pair(
+            lambda pair, n=rows: legacy_all(pair[0], n, _option(n)),
+            lambda pair, n=rows: legacy_all(pair[1], n, _option(n)),
+            bench.plan,
+            sessions,
+            close,
+        )
+        records.append(
+            {
+                "rows": rows,
+                "direct": direct.as_dict(),
+                "hook": hooked.as_dict(),
+                "ratio_direct_hook": round(direct.median_us / hooked.median_us, 4),
+            }
+        )
+        print(
+            f"  legacy {rows:5} rows  direct/hook {records[-1]['ratio_direct_hook']:.3f}",
+            file=sys.stderr,
+        )
+    return records
+
+
+def _build_and_key(session: Session) -> Any:
+    query = (
+        session.query(Person)
+        .filter(Person.id <= 1)
+        .order_by(Person.id)
+        .options(FromCache("memory", "entrances.floor"))
+    )
+    return query._statement_20()._generate_cache_key()
+
+
+def legacy_floor(bench: Bench) -> dict[str, Any]:
+    """Building a one-row legacy query and its structural key: a direct hit's floor."""
+    stats = measure(_build_and_key, bench.plan, bench.cached, Session.close)
+    return {"api": "legacy", "rows": 1, "floor": stats.as_dict()}
+
+
+def _stored(bench: Bench, rows: int, option: FromCache) -> tuple[Any, str]:
+    with bench.cached() as session:
+        legacy_all(session, rows, option)
+        query = session.query(Person).filter(Person.id <= rows).order_by(Person.id)
+        return query.options(option).cache_and_key()  # type: ignore[attr-defined,no-any-return]
+
+
+def _raw_get_stats(bench: Bench, backend: str, rows: int, option: FromCache) -> tuple[Stats, int]:
+    """One raw GET of the entry ``option`` keeps the ``rows``-row legacy query under."""
+    cache, key = _stored(bench, rows, option)
+    namespace = cache.namespace
+    backend_key = keys.backend_key(key)
+    stored = _beaker_internals.raw_get(namespace, backend_key)
+    size = len(stored) if isinstance(stored, bytes) else -1
+    stats = measure(lambda _: _beaker_internals.raw_get(namespace, backend_key), bench.plan)
+    return stats, size
+
+
+def _decode_stats(bench: Bench, rows: int, option: FromCache) -> Stats:
+    """Turning what the backend returned into the entry: unsealing and unpickling it."""
+    cache, key = _stored(bench, rows, option)
+    (stored,) = _beaker_internals.read_records(cache.namespace, [keys.backend_key(key)])
+    return measure(lambda _: records.entry_in(cache, key, stored), bench.plan)
+
+
+def raw_gets(bench: Bench, backends: list[str], hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per server backend and size: one raw GET, and the hit it is set against.
+
+    ``hits`` are measurement 1's records, the hits of this run.
+    """
+    memory = {
+        r["rows"]: r["hit"]["median_us"]
+        for r in hits
+        if r["backend"] == "memory" and r["api"] == "legacy"
+    }
+    records = []
+    for backend in backends:
+        if bench.manager.regions[backend]["type"] not in SERVER_TYPES:
+            continue
+        for rows in SIZES:
+            hit = next(
+                r["hit"]["median_us"]
+                for r in hits
+                if r["backend"] == backend and r["api"] == "legacy" and r["rows"] == rows
+            )
+            option = FromCache(backend, f"bench.legacy.{rows}")  # measurement 1's entry
+            stats, size = _raw_get_stats(bench, backend, rows, option)
+            decode = _decode_stats(bench, rows, option)
+            added = hit - memory[rows]
+            records.append(
+                {
+                    "backend": backend,
+                    "rows": rows,
+                    "entry_bytes": size,
+                    "raw_get": stats.as_dict(),
+                    "decode": decode.as_dict(),
+                    "hit_us": hit,
+                    "memory_hit_us": memory[rows],
+                    "added_us": round(added, 3),
+                    "ratio_added_raw_get": round(added / stats.median_us, 4),
+                    # the least the ratio can be: the GET and the decoding, over the GET
+                    "bound_ratio": round(1 + decode.median_us / stats.median_us, 4),
+                }
+            )
+    return records

@@ -1,0 +1,218 @@
+"""The performance targets, each held against this run's own figures.
+
+Every figure is a ratio of two medians measured in the same run (or, for
+key derivation, microseconds), so that a table from a slow or busy machine
+still says which targets hold. Where a target cannot hold on any hit path,
+the row names the bound that stops it: a floor measured in the same run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .report import _table, _us
+
+
+def _hit(results: dict[str, Any], api: str, rows: int, backend: str = "memory") -> Any:
+    return next(
+        (
+            r
+            for r in results["query_cache"]
+            if r["api"] == api and r["rows"] == rows and r["backend"] == backend
+        ),
+        None,
+    )
+
+
+def _row(what: str, measured: float | None, target: float, bound: str = "", fmt: str = ".3f"):
+    if measured is None:
+        return None
+    return {
+        "what": what,
+        "measured": round(measured, 4),
+        "target": target,
+        "met": measured <= target,
+        "bound": bound,
+        "format": fmt,
+    }
+
+
+def _ratio(record: Any, field: str = "ratio_hit_uncached") -> float | None:
+    return None if record is None else record[field]
+
+
+def _sqlite_targets(results: dict[str, Any]) -> list[Any]:
+    floors = {f["api"]: f for f in results["hit_floor"]}
+    legacy_floor = results.get("legacy_floor")
+    bound = ""
+    if legacy_floor is not None:
+        uncached = _hit(results, "legacy", 1)["uncached"]["median_us"]
+        bound = (
+            f"floor: building the query and its structural key = "
+            f"{legacy_floor['floor']['median_us'] / uncached:.3f} x uncached"
+        )
+    rows = [
+        _row("SQLite, legacy, 1 row, hit/uncached", _ratio(_hit(results, "legacy", 1)), 0.25, bound)
+    ]
+    two = _hit(results, "2.0", 1)
+    if two is not None and "2.0" in floors:
+        rows.append(
+            _row(
+                "SQLite, 2.0, 1 row, hit / floor of this run",
+                two["hit"]["median_us"] / floors["2.0"]["floor"]["median_us"],
+                1.3,
+            )
+        )
+    rows.append(
+        _row("SQLite, file region, legacy, 1 row", _ratio(_hit(results, "legacy", 1, "file")), 0.45)
+    )
+    for api in ("legacy", "2.0"):
+        rows.append(_row(f"SQLite, {api}, 100 rows", _ratio(_hit(results, api, 100)), 0.40))
+        rows.append(_row(f"SQLite, {api}, 1000 rows", _ratio(_hit(results, api, 1000)), 0.45))
+    return rows
+
+
+def _postgres_targets(results: dict[str, Any]) -> list[Any]:
+    rows = [
+        _row("PostgreSQL, legacy, 1 row", _ratio(_hit(results, "legacy", 1)), 0.12),
+        _row("PostgreSQL, 2.0, 1 row", _ratio(_hit(results, "2.0", 1)), 0.15),
+    ]
+    for api in ("legacy", "2.0"):
+        rows.append(_row(f"PostgreSQL, {api}, 1000 rows", _ratio(_hit(results, api, 1000)), 0.40))
+    return rows
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One record per target this run has figures for."""
+    postgres = results["meta"].get("database") == "postgresql"
+    rows = _postgres_targets(results) if postgres else _sqlite_targets(results)
+    for r in results.get("raw_gets", []):
+        rows.append(
+            _row(
+                f"{r['backend']}, {r['rows']} rows: (hit - memory hit) / one raw GET",
+                r["ratio_added_raw_get"],
+                1.25,
+                f"GET + decoding the entry = {r['bound_ratio']:.2f} x GET"
+                if "bound_ratio" in r
+                else "",
+            )
+        )
+    for r in results["query_cache"]:
+        if r["backend"] == "memory":
+            rows.append(
+                _row(f"miss/uncached, {r['api']}, {r['rows']} rows", r["ratio_miss_uncached"], 1.10)
+            )
+    derive = next(
+        (d for d in results["derive_key"] if d["what"].startswith("simple filter: derive_key")),
+        None,
+    )
+    structural = next(
+        (d for d in results["derive_key"] if d["what"].startswith("simple filter: SQLAlchemy")),
+        None,
+    )
+    if derive is not None:
+        bound = (
+            f"SQLAlchemy's structural key alone: {_us(structural['median_us'])} µs"
+            if structural
+            else ""
+        )
+        rows.append(
+            _row("key derivation, simple filter (µs)", derive["median_us"], 8.0, bound, ".1f")
+        )
+    auto = results.get("auto_invalidation") or {}
+    for h in auto.get("hits", []):
+        if h["backend"] == "memory":
+            rows.append(_row(f"automatic invalidation, memory, {h['rows']} rows", h["ratio"], 1.15))
+    for backend, r in auto.get("server_requests_per_hit", {}).items():
+        if "redis" in backend:
+            rows.append(
+                _row(
+                    f"automatic invalidation, {backend}: extra commands per hit",
+                    r["with_versions"] - r["without"],
+                    0.0,
+                    "",
+                    ".3f",
+                )
+            )
+    return [r for r in rows if r is not None]
+
+
+def render(results: dict[str, Any]) -> str:
+    """Sections 9 to 11: the entrances, the clients and the targets."""
+    parts: list[str] = []
+    entrances = results.get("direct_vs_hook")
+    if entrances:
+        rows = [
+            [
+                str(e["rows"]),
+                _us(e["direct"]["median_us"]),
+                _us(e["hook"]["median_us"]),
+                f"{e['ratio_direct_hook']:.3f}",
+            ]
+            for e in entrances
+        ]
+        parts += [
+            "",
+            "9. A legacy memory hit through the direct entrance and through Session.execute",
+            _table(["rows", "direct", "hook", "direct/hook"], rows),
+        ]
+        floor = results.get("legacy_floor")
+        if floor:
+            parts.append(
+                f"Floor of a direct hit (building the query and its structural key): "
+                f"{_us(floor['floor']['median_us'])} µs"
+            )
+    raw = results.get("raw_gets")
+    if raw:
+        rows = [
+            [
+                r["backend"],
+                str(r["rows"]),
+                f"{r['entry_bytes']:,}",
+                _us(r["raw_get"]["median_us"]),
+                _us(r["decode"]["median_us"]),
+                _us(r["hit_us"]),
+                _us(r["memory_hit_us"]),
+                f"{r['ratio_added_raw_get']:.2f}",
+            ]
+            for r in raw
+        ]
+        parts += [
+            "",
+            "9b. One raw GET of the entry vs what a hit on the server adds to a memory hit",
+            _table(["backend", "rows", "bytes", "raw GET", "hit", "memory hit", "added/GET"], rows),
+        ]
+    clients = results.get("clients")
+    if clients:
+        rows = [
+            [
+                c["client"],
+                str(c["rows"]),
+                f"{c['entry_bytes']:,}",
+                _us(c["hit"]["median_us"]),
+                _us(c["raw_get"]["median_us"]),
+            ]
+            for c in clients
+        ]
+        parts += [
+            "",
+            "10. Clients: a legacy hit and one raw GET of its entry",
+            _table(["client", "rows", "bytes", "hit", "raw GET"], rows),
+        ]
+    rows = [
+        [
+            t["what"],
+            format(t["measured"], t["format"]),
+            f"<= {format(t['target'], t['format'])}",
+            "yes" if t["met"] else "no",
+            t["bound"],
+        ]
+        for t in results.get("targets", [])
+    ]
+    if rows:
+        parts += [
+            "",
+            "11. Targets (issue 12), from this run",
+            _table(["target", "measured", "target", "met", "bound"], rows),
+        ]
+    return "\n".join(parts)
