@@ -208,3 +208,8 @@ def test_every_readme_section_is_in_the_documentation_site() -> None:
     pages = "\n".join(page.read_text(encoding="utf-8") for page in DOCS.glob("*.rst"))
     included = set(re.findall(r":start-after: docs-begin: ([a-z0-9-]+)\n", pages))
     assert set(spans) <= included, f"README sections no page includes: {set(spans) - included}"
+    # an include finds the first occurrence of its text: "docs-begin: cli" must not
+    # also be the start of "docs-begin: clients"
+    for name in included:
+        for edge in ("begin", "end"):
+            assert text.count(f"docs-{edge}: {name}") == 1, f"'docs-{edge}: {name}' is ambiguous"

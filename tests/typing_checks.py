@@ -9,7 +9,7 @@ database.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, assert_type
+from typing import Any, assert_type, cast
 
 from beaker.cache import Cache, CacheManager
 from sqlalchemy import ForeignKey, select
@@ -93,6 +93,11 @@ def options_fit_sqlalchemy_without_casts(session: Session) -> None:
     assert_type(session.scalars(select(Person).options(NoCache())).first(), Person | None)
     assert_type(session.get(Person, 5, options=[FromCache("default", "by_id")]), Person | None)
     caching_query.invalidate(statement, FromCache("default", "people"))
+
+    # Session.query() is Query[T] to a type checker whatever query_cls is: the
+    # documented way to reach the CachingQuery methods
+    cached = cast(CachingQuery[Person], session.query(Person))
+    assert_type(cached.with_cache_key("everyone").all(), list[Person])
 
 
 def setting_up(
