@@ -5,9 +5,12 @@
     python3 tasks.py test     # run the whole test suite
     python3 tasks.py test20   # the suite on SQLAlchemy 2.0 (memory and file regions, hook path)
     python3 tasks.py parity   # SQLAlchemy's own ORM Query tests, run with CachingQuery
+    python3 tasks.py docs       # build the documentation site, warnings as errors
+    python3 tasks.py typecheck  # mypy --strict on the package and tests/typing_checks.py
 
-Each creates ``.venv`` beside this file on first use and installs the
-package with its test dependencies into it.
+Each creates a virtualenv beside this file on first use (``.venv``,
+``.venv-sa20``, ``.venv-docs``, ``.venv-typecheck``) and installs the
+package into it with the setup.cfg extras it needs.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 
 
-def _ensure_venv(name: str, *extra: str) -> Path:
-    """``ROOT/name`` with the package, its test extras and ``extra`` installed."""
+def _ensure_venv(name: str, *extra: str, extras: str = "test") -> Path:
+    """``ROOT/name`` with the package, its ``extras`` and ``extra`` installed."""
     home = ROOT / name
     python = home / "bin" / "python"
     stamp = home / ".installed"
@@ -33,7 +36,7 @@ def _ensure_venv(name: str, *extra: str) -> Path:
         return python
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip", "setuptools", "wheel"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[test]", *extra], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[{extras}]", *extra], check=True)
     stamp.touch()
     return python
 
@@ -62,6 +65,15 @@ def main(argv: list[str]) -> int:
         )
     if command == "parity":
         return _run(_ensure_venv(".venv"), "parity/run.py", *argv[1:])
+    if command == "docs":
+        python = _ensure_venv(".venv-docs", extras="docs")
+        html = ["-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"]
+        return _run(python, "-m", "sphinx", *html, *argv[1:])
+    if command == "typecheck":
+        # the optional clients too: the modules using them are checked against their types
+        python = _ensure_venv(".venv-typecheck", extras="typecheck,redis,memcached,prometheus")
+        checked = ["caching_query", "tests/typing_checks.py"]
+        return _run(python, "-m", "mypy", "--strict", *checked, *argv[1:])
     print(__doc__.strip(), file=sys.stderr)
     return 2
 

@@ -43,7 +43,7 @@ def invalidate(
     ``statement`` may be given with or without ``option`` applied.
     """
     if option not in _sa_internals.statement_options(statement):
-        statement = statement.options(option)  # type: ignore[attr-defined]
+        statement = statement.options(option)
     cache, key = cache_and_key(session, statement, option, parameters)
     store.invalidate(cache, key)
 

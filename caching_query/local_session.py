@@ -40,7 +40,7 @@ _INFO_KEY = "caching_query.local_caches"
 CurrentSession = Callable[[], Session]
 
 
-class ScopedSessionNamespace(MemoryNamespaceManager):
+class ScopedSessionNamespace(MemoryNamespaceManager):  # type: ignore[misc]  # Beaker: untyped
     """A memory namespace stored on the current session of ``scoped_session``."""
 
     # Read by caching_query.regions: objects stay attached, no copies.
@@ -66,8 +66,8 @@ class ScopedSessionNamespace(MemoryNamespaceManager):
         self.current_session = current
 
     @property
-    def dictionary(self) -> dict[Any, Any]:  # type: ignore[override]
-        caches = self.current_session().info.setdefault(_INFO_KEY, {})
+    def dictionary(self) -> dict[Any, Any]:
+        caches: dict[str, dict[Any, Any]] = self.current_session().info.setdefault(_INFO_KEY, {})
         try:
             return caches[self.namespace]
         except KeyError:

@@ -8,7 +8,7 @@ key, and the ``do_orm_execute`` hook in ``core`` acts on them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from beaker.cache import Cache, CacheManager
 from sqlalchemy import inspect
@@ -69,14 +69,14 @@ class CacheOption(UserDefinedOption):
         self.expire = expire
         self.cache_manager = cache_manager
 
-    def bound_to(self, cache_manager: CacheManager | None) -> CacheOption:
+    def bound_to(self, cache_manager: CacheManager | None) -> Self:
         """This option, resolving its region in ``cache_manager``.
 
         An option that already names a manager keeps it.
         """
         if cache_manager is None or self.cache_manager is not None:
             return self
-        bound = self._clone()
+        bound: Self = self._clone()  # type: ignore[no-untyped-call]
         bound.cache_manager = cache_manager
         return bound
 
@@ -219,13 +219,13 @@ class RelationshipCache(_sa_internals.CacheKeyedOption, CacheOption):
                 f"Address.postal_code, not {attribute!r}"
             )
         # The class, not its Mapper, so that the option pickles.
-        self.entity: type = attribute.class_
+        self.entity: type[Any] = attribute.class_  # type: ignore[assignment]
         self.key: str = prop.key
         self._chain: tuple[RelationshipCache, ...] = (self,)
 
     def and_(self, *others: RelationshipCache) -> RelationshipCache:
         """One option covering this relationship and ``others``."""
-        combined = self._clone()
+        combined: RelationshipCache = self._clone()  # type: ignore[no-untyped-call]
         chain = list(self._chain)
         for other in others:
             if not isinstance(other, RelationshipCache):
@@ -237,7 +237,7 @@ class RelationshipCache(_sa_internals.CacheKeyedOption, CacheOption):
     def bound_to(self, cache_manager: CacheManager | None) -> RelationshipCache:
         if cache_manager is None:
             return self
-        bound = self._clone()
+        bound: RelationshipCache = self._clone()  # type: ignore[no-untyped-call]
         bound._chain = tuple(CacheOption.bound_to(link, cache_manager) for link in self._chain)
         return bound
 
@@ -281,7 +281,7 @@ def _declaring_mapper(entity: type, key: str) -> Mapper[Any]:
     ``Car.maker`` inherited from ``Vehicle`` is ``Vehicle``'s property; one
     ``Car`` declares (or redeclares) is ``Car``'s.
     """
-    mapper = inspect(entity)
+    mapper: Mapper[Any] = inspect(entity)
     if mapper.has_property(key):
         return mapper.get_property(key).parent
     return mapper

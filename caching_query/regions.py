@@ -33,7 +33,9 @@ _creating = threading.Lock()
 
 def region_config(region: str, manager: CacheManager | None) -> dict[str, Any]:
     """The configuration dict of ``region``, or a clear error."""
-    regions = manager.regions if manager is not None else beaker.cache.cache_regions
+    regions: dict[str, dict[str, Any]] = (
+        manager.regions if manager is not None else beaker.cache.cache_regions
+    )
     try:
         return regions[region]
     except KeyError:
@@ -57,7 +59,7 @@ def get_cache(region: str, namespace: str, manager: CacheManager | None) -> Cach
     # would each build a Cache, and a SQL namespace keeps state per object.
     with _creating:
         if memo is None:
-            memo = _caches.setdefault(manager, {})  # type: ignore[arg-type]
+            memo = _caches.setdefault(manager, {})
         found = memo.get(slot)
         if found is not None and found[0] is config:
             return found[1]
@@ -70,7 +72,7 @@ def get_cache(region: str, namespace: str, manager: CacheManager | None) -> Cach
 _OWN_SETTINGS = sealing.OWN_SETTINGS + locks.OWN_SETTINGS
 
 
-class RegionCache(Cache):
+class RegionCache(Cache):  # type: ignore[misc]  # Beaker has no type information
     """A Beaker ``Cache`` of one region's namespace, as this library stores it.
 
     ``get(key)`` returns the live ``CacheEntry`` (KeyError if none: expired,

@@ -91,7 +91,8 @@ def _is_mapped(value: Any) -> bool:
 
 def _attach(session: Session, obj: Any) -> Any:
     """``obj`` as an object of ``session``, never ``obj`` itself."""
-    existing = session.identity_map.get(instance_state(obj).key)
+    # a transient object's key is None, under which nothing is found
+    existing = session.identity_map.get(instance_state(obj).key)  # type: ignore[arg-type]
     if existing is not None and not inspect(existing).expired_attributes:
         return existing
     return session.merge(obj, load=False)
@@ -108,7 +109,7 @@ def replay(session: Session, entry: CacheEntry, local: bool = False) -> Result[A
                     if value is not None and _is_mapped(value):
                         row[index] = _attach(session, value)
         frozen = frozen.with_new_rows(rows)
-    result = frozen()
+    result: Result[Any] = frozen()
     if entry.unique_required:
         _sa_internals.require_unique(result)
     return result

@@ -56,7 +56,7 @@ def spread_over_servers(namespace: Any) -> None:
 def server_of(client: Any, key: str) -> str | None:
     """The server (``host:port``) a pool client keeps ``key`` on; None without a pool."""
     pick = getattr(client, "_get_server", None)
-    return pick(key).server if pick is not None else None  # type: ignore[no-any-return]
+    return pick(key).server if pick is not None else None
 
 
 def server_answers(client: Any, server: str | None = None) -> bool:

@@ -144,7 +144,9 @@ def server_lock(
     released with ``gets``/``cas`` so a lock taken over is not deleted.
     The lock key is in the namespace's own key space (its hash slot too).
     """
-    name = namespace._format_key(b"~lock:" + key) if hasattr(namespace, "_format_key") else None
+    name: Any = (
+        namespace._format_key(b"~lock:" + key) if hasattr(namespace, "_format_key") else None
+    )
     if isinstance(namespace, RedisNamespaceManager):
         lock = namespace.client.lock(name, timeout=ttl)
 

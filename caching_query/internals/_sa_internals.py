@@ -17,6 +17,7 @@ from sqlalchemy.engine import FrozenResult, Result
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.orm import Query
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement
 
 __all__ = [
     "CacheKeyedOption",
@@ -62,14 +63,14 @@ class CacheKeyedOption:
         return self.cache_key_parts()
 
 
-def statement_cache_key(statement: Executable) -> Any:
+def statement_cache_key(statement: Executable | ClauseElement) -> Any:
     """SQLAlchemy's structural cache key of a statement, or None.
 
     It is what SQLAlchemy itself uses to look up compiled SQL, so two
     statements with equal keys compile to the same SQL and load the same
     way (loader options are part of it).
     """
-    return statement._generate_cache_key()
+    return statement._generate_cache_key()  # type: ignore[union-attr]
 
 
 def query_execution_parts(query: Query[Any]) -> tuple[Executable, dict[str, Any]]:
@@ -79,7 +80,7 @@ def query_execution_parts(query: Query[Any]) -> tuple[Executable, dict[str, Any]
 
 def statement_options(statement: Query[Any] | Executable) -> Sequence[Any]:
     """The options a legacy Query or a select() carries."""
-    return statement._with_options  # type: ignore[no-any-return]
+    return statement._with_options
 
 
 def load_option(load_options: Any, name: str) -> Any:
@@ -106,7 +107,7 @@ def portable_frozen(frozen: FrozenResult[Any]) -> FrozenResult[Any]:
     """
     metadata = frozen.metadata
     clean = type(metadata).__new__(type(metadata))
-    clean.__setstate__(metadata.__getstate__())
+    clean.__setstate__(metadata.__getstate__())  # type: ignore[attr-defined]
     portable = frozen.with_new_rows(frozen_rows(frozen))  # type: ignore[arg-type]
     portable.metadata = clean
     return portable

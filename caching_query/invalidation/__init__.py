@@ -14,7 +14,7 @@ The parts, one concept each:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from beaker.cache import CacheManager
 from sqlalchemy import Table, inspect
@@ -24,11 +24,16 @@ from ..options import DEFAULT_REGION, FromCache
 from . import publish, switch, tracking
 from .statements import EVERYTHING, table_name
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Mapper
+
+    from ..core import SessionTarget
+
 __all__ = ["auto_invalidate", "cache_all", "invalidate_tables", "EVERYTHING"]
 
 
 def auto_invalidate(
-    target: Any,
+    target: SessionTarget,
     cache_manager: CacheManager | None = None,
     *,
     exclude_regions: Iterable[str] = (),
@@ -48,7 +53,7 @@ def auto_invalidate(
 
 
 def cache_all(
-    target: Any,
+    target: SessionTarget,
     region: str = DEFAULT_REGION,
     namespace: str | None = "all",
     expire: int | None = None,
@@ -72,7 +77,7 @@ def _switch_on(target: Any, cache_manager: CacheManager | None, settings: switch
     if settings.cache_all is not None and manager is not None:
         settings = switch.Settings(
             settings.excluded_regions,
-            settings.cache_all.bound_to(manager),  # type: ignore[arg-type]
+            settings.cache_all.bound_to(manager),
         )
     tracking.start()
     publish.add_target(manager, settings.excluded_regions)
@@ -107,7 +112,7 @@ def _names_of(table: str | Table | type) -> list[str]:
         return [table_name(table)]
     if isinstance(table, Table):
         return [table_name(table.name)]
-    mapper = inspect(table, raiseerr=False)
+    mapper: Mapper[Any] | None = inspect(table, raiseerr=False)
     if mapper is None or not hasattr(mapper, "tables"):
         raise TypeError(
             f"invalidate_tables() takes table names, Table objects or mapped classes, not {table!r}"

@@ -194,8 +194,9 @@ def _snapshot(total: _Rows) -> dict[Slot, NamespaceStatistics]:
         if not any(row):
             continue
         width = len(COUNTERS)
-        result[slot] = NamespaceStatistics(
-            *row[:width],
+        # mypy cannot count a starred list against the fields it fills
+        result[slot] = NamespaceStatistics(  # type: ignore[misc]
+            *row[:width],  # type: ignore[arg-type]
             bypassed={
                 name: row[width + i] for i, name in enumerate(BYPASS_REASONS) if row[width + i]
             },
