@@ -34,7 +34,7 @@ from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
 from sqlalchemy.sql import Executable
 
-from . import every_query, health, keys, misses, regions, writes
+from . import every_query, health, keys, misses, regions, wrapped, writes
 from .entries import objects, rows
 from .entries.entry import ROWS, CacheEntry
 from .exc import CacheOptionError, CachingQueryError
@@ -162,7 +162,8 @@ def _on_do_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
     if nested is not None:
         return nested
     options = _sa_internals.statement_options(state.statement)
-    option = find_option(state, options) if options else None
+    # no options: a paginator's COUNT over a cached select borrows its FromCache
+    option = find_option(state, options) if options else wrapped.cache_option(state.statement)
     settings = switch.settings_for(state.session)
     if settings is not None and settings.cache_all is not None:
         # "cache every query": some statements are never cached, whatever they say
