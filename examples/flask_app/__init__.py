@@ -34,8 +34,13 @@ from .views import bp
 EXAMPLES = Path(__file__).resolve().parent.parent
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """The application; ``config`` overrides the defaults above."""
+def create_app(
+    config: Mapping[str, Any] | None = None, cache_manager: CacheManager | None = None
+) -> Flask:
+    """The application; ``config`` overrides the defaults above.
+
+    ``cache_manager``, if given, is used instead of one made from ``CACHE_REGIONS``.
+    """
     app = Flask(__name__)
     app.config.update(
         SQLALCHEMY_DATABASE_URI=os.environ.get(
@@ -50,7 +55,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(config or {})
     db.init_app(app)
-    cache_manager = CacheManager(cache_regions=app.config["CACHE_REGIONS"])
+    if cache_manager is None:
+        cache_manager = CacheManager(cache_regions=app.config["CACHE_REGIONS"])
     app.extensions["caching_query"] = cache_manager
     # The one line: db.session's sessions serve FromCache, and committed
     # writes invalidate what they change.
