@@ -323,3 +323,36 @@ def test_without_automatic_invalidation_clear_covers_pages_and_counts(fsa):
         assert fsa.request(both_paginators(fsa, 3)) == before
     caching_query.clear("default", "books", fsa.manager)
     assert twice(fsa, both_paginators(fsa, 3), 4) == ((3, 16, before[0][2]),) * 2
+
+
+# -- a dynamic relationship: the extension's query class ---------------------
+
+
+def test_dynamic_relationship_appends_filters_counts_and_caches(fsa):
+    caching_query.auto_invalidate(fsa.db.session, fsa.manager)
+    shelves = FromCache("default", "shelves")
+
+    def read() -> Any:
+        shelf = fsa.db.session.get(fsa.Shelf, 2, options=[shelves])
+        books = shelf.books.options(BOOKS)
+        return (
+            [book.title for book in books],
+            books.count(),
+            [book.title for book in books.filter(fsa.Book.title > "poetry 1")],
+            page_of(books.paginate(page=2, per_page=2)),
+        )
+
+    # the shelf, the books, their count, the filter, the page, the page's count
+    poetry = ["poetry 1", "poetry 2", "poetry 3"]
+    assert twice(fsa, read, 6) == (poetry, 3, poetry[1:], (2, 3, ["poetry 3"]))
+
+    def append() -> None:
+        shelf = fsa.db.session.get(fsa.Shelf, 2)
+        shelf.books.append(fsa.Book(title="poetry 4"))
+        assert shelf.books.count() == 4  # autoflushed, uncommitted: not from the cache
+        fsa.db.session.commit()
+
+    fsa.request(append)
+    # the shelf's table was not written: only the shelf comes from the cache
+    poetry.append("poetry 4")
+    assert twice(fsa, read, 5) == (poetry, 4, poetry[1:], (2, 4, poetry[2:]))
