@@ -163,7 +163,7 @@ def _on_do_orm_execute(state: ORMExecuteState) -> Result[Any] | None:
         return nested
     options = _sa_internals.statement_options(state.statement)
     # no options: a paginator's COUNT over a cached select borrows its FromCache
-    option = find_option(state, options) if options else wrapped.cache_option(state.statement)
+    option = find_option(state, options) if options else wrapped.for_execution(state)
     settings = switch.settings_for(state.session)
     if settings is not None and settings.cache_all is not None:
         # "cache every query": some statements are never cached, whatever they say

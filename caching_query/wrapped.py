@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.sql import Select, Subquery
 
 from .internals import _sa_internals
@@ -39,3 +40,9 @@ def cache_option(statement: Any) -> FromCache | None:
             option = single_from_cache(options)
             return option if option is not None and option.cache_key is None else None
     return None
+
+
+def for_execution(state: ORMExecuteState) -> FromCache | None:
+    """``cache_option()`` of an execution's statement; never for a relationship's load."""
+    option = cache_option(state.statement)
+    return None if option is None or state.is_relationship_load else option
