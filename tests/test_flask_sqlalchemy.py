@@ -19,11 +19,11 @@ import pytest
 from beaker.cache import CacheManager
 from flask import Flask
 from sqlalchemy import ForeignKey, func, select
-from sqlalchemy.orm import DeclarativeBase, DynamicMapped, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, DynamicMapped, Mapped, lazyload, mapped_column
 from werkzeug.exceptions import NotFound
 
 import caching_query
-from caching_query import CacheOptionError, CachingQuery, FromCache, wrapped
+from caching_query import CacheOptionError, CachingQuery, FromCache, core, wrapped
 from caching_query.flask_sqlalchemy_support import FlaskCachingQuery
 from tests.conftest import SQLCounter
 
@@ -243,13 +243,9 @@ def test_db_paginate_caches_the_page_and_the_count(fsa):
 
 def test_db_paginate_count_has_a_key_of_its_own(fsa):
     """The COUNT Flask-SQLAlchemy runs borrows the page's option, under another key."""
-    from caching_query import core
-
     book = fsa.Book
     statement = select(book).options(BOOKS).order_by(book.id)
     # what SelectPagination._query_count executes, built the same way
-    from sqlalchemy.orm import lazyload
-
     subquery = statement.options(lazyload("*")).order_by(None).subquery()
     count = select(func.count()).select_from(subquery)
     assert wrapped.cache_option(count) is BOOKS

@@ -134,6 +134,24 @@ def test_a_committed_write_invalidates_the_count(writable_engine, cache_manager)
         sql.close()
 
 
+def test_the_borrowed_option_keeps_its_settings(writable_engine, cache_manager):
+    """``auto_invalidate=False`` on the inner statement keeps the count out of it too."""
+    factory = sessionmaker(bind=writable_engine, query_cls=CachingQuery)
+    caching_query.auto_invalidate(factory, cache_manager)
+    sql = SQLCounter(writable_engine)
+    option = FromCache("default", "people", auto_invalidate=False)
+    statement = count_of(select(Person).options(option))
+    try:
+        assert run_twice(factory, sql, statement, 0) == 100
+        with factory() as session:
+            session.add(Person("person 101"))
+            session.commit()
+        with factory() as session, sql.expect(0):
+            assert session.execute(statement).scalar() == 100
+    finally:
+        sql.close()
+
+
 def test_cache_all_mode_uses_the_inner_option(writable_engine, cache_manager):
     factory = sessionmaker(bind=writable_engine)
     caching_query.cache_all(factory, "default", cache_manager=cache_manager)
