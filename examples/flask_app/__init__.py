@@ -59,7 +59,8 @@ def create_app(
         cache_manager = CacheManager(cache_regions=app.config["CACHE_REGIONS"])
     app.extensions["caching_query"] = cache_manager
     # The one line: db.session's sessions serve FromCache, and committed
-    # writes invalidate what they change.
+    # writes invalidate what they change. db.session belongs to the extension,
+    # not to one app: its regions are those of the last manager given here.
     caching_query.auto_invalidate(db.session, cache_manager)
     app.register_blueprint(bp)
     with app.app_context():
