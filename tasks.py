@@ -66,12 +66,12 @@ def main(argv: list[str]) -> int:
     if command == "parity":
         return _run(_ensure_venv(".venv"), "parity/run.py", *argv[1:])
     if command == "docs":
-        python = _ensure_venv(".venv-docs", extras="docs")
+        python = _ensure_venv(".venv-docs", extras="docs,flask")
         html = ["-W", "--keep-going", "-b", "html", "docs", "docs/_build/html"]
         return _run(python, "-m", "sphinx", *html, *argv[1:])
     if command == "typecheck":
         # the optional clients too: the modules using them are checked against their types
-        python = _ensure_venv(".venv-typecheck", extras="typecheck,redis,memcached,prometheus")
+        python = _ensure_venv(".venv-typecheck", extras="typecheck,redis,memcached,prometheus,flask")
         checked = ["caching_query", "tests/typing_checks.py"]
         return _run(python, "-m", "mypy", "--strict", *checked, *argv[1:])
     print(__doc__.strip(), file=sys.stderr)

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
 from sqlalchemy.sql import Executable
 
-from . import every_query, health, keys, misses, regions, writes
+from . import every_query, health, keys, misses, regions, wrapped, writes
 from .entries import objects, rows
 from .entries.entry import ROWS, CacheEntry
 from .exc import CacheOptionError, CachingQueryError
@@ -179,7 +179,8 @@ def serve(state: Any, options: Sequence[Any]) -> Result[Any] | None:
     ``state`` is the hook's ``ORMExecuteState`` or the direct entrance's
     stand-in. None: not served from the cache, the statement runs as usual.
     """
-    option = find_option(state, options) if options else None
+    # no options: a paginator's COUNT over a cached select borrows its FromCache
+    option = find_option(state, options) if options else wrapped.for_execution(state)
     settings = switch.settings_for(state.session)
     if settings is not None and settings.cache_all is not None:
         # "cache every query": some statements are never cached, whatever they say

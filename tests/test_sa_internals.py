@@ -11,7 +11,7 @@ import pickle
 from typing import Any
 
 import beaker.cache
-from sqlalchemy import exc, inspect, literal_column, select
+from sqlalchemy import exc, func, inspect, literal_column, select
 from sqlalchemy.engine import FrozenResult
 
 from caching_query.internals import _beaker_internals, _beaker_unpickling, _sa_internals
@@ -38,6 +38,13 @@ def test_statement_options_and_load_options(session):
     assert _sa_internals.statement_options(q) == ()
     assert _sa_internals.load_option(q.load_options, "yield_per") == 3
     assert _sa_internals.load_option(q.load_options, "only_return_tuples") is False
+
+
+def test_explicit_froms():
+    subquery = select(Person).subquery()
+    count = select(func.count()).select_from(subquery)
+    assert tuple(_sa_internals.explicit_froms(count)) == (subquery,)
+    assert tuple(_sa_internals.explicit_froms(select(Person))) == ()
 
 
 def test_frozen_rows_and_result_from_rows():

@@ -83,6 +83,11 @@ def statement_options(statement: Query[Any] | Executable) -> Sequence[Any]:
     return statement._with_options
 
 
+def explicit_froms(statement: Any) -> Sequence[Any]:
+    """What a ``Select`` names in ``select_from()`` (not the FROMs its columns imply)."""
+    return statement._from_obj  # type: ignore[no-any-return]
+
+
 def load_option(load_options: Any, name: str) -> Any:
     """A field of the ORM's load options (``yield_per``, ``only_return_tuples``)."""
     return getattr(load_options, "_" + name)
