@@ -36,6 +36,11 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
         "entry_size",
         "auto_invalidation",
         "operations",
+        "direct_vs_hook",
+        "legacy_floor",
+        "raw_gets",
+        "clients",
+        "targets",
     }
     assert {"python", "sqlalchemy", "beaker", "cpu_count", "date"} <= set(results["meta"])
     assert {r["backend"] for r in results["query_cache"]} == {"memory"}
@@ -50,3 +55,10 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     operating = results["operations"]
     assert [h["rows"] for h in operating["statistics"]] == [1, 100]
     assert operating["signing"] == []  # memory only: nothing is signed
+    assert [e["rows"] for e in results["direct_vs_hook"]] == [1, 100, 1000]
+    assert results["legacy_floor"]["floor"]["median_us"] > 0
+    assert results["raw_gets"] == results["clients"] == []  # no server backend
+    targets = {t["what"]: t for t in results["targets"]}
+    assert "SQLite, legacy, 1 row, hit/uncached" in targets
+    assert all(isinstance(t["met"], bool) for t in targets.values())
+    assert "11. Targets" in done.stdout
