@@ -276,3 +276,21 @@ def test_memcached_refusal_of_an_item_is_told_from_a_dead_server(memcached_serve
         pass
     else:
         raise AssertionError("memcached stored a 2 MiB item")
+
+
+def test_greenlet_bridge_is_seen_and_awaited_in():
+    import asyncio
+
+    from sqlalchemy.util import greenlet_spawn
+
+    from caching_query.internals import _sa_greenlet
+
+    def inside() -> tuple[bool, str]:
+        return _sa_greenlet.in_bridge(), _sa_greenlet.wait(asyncio.sleep(0, "awaited"))
+
+    async def main() -> tuple[bool, str]:
+        assert not _sa_greenlet.in_bridge()  # a coroutine, not the bridge
+        return await greenlet_spawn(inside)
+
+    assert not _sa_greenlet.in_bridge()
+    assert asyncio.run(main()) == (True, "awaited")
