@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from beaker.cache import CacheManager
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 import caching_query
-from caching_query import FromCache, RelationshipCache, install
+from caching_query import FromCache, RelationshipCache, install, task_locks
 from examples.model import Address, City, Person, PostalCode
 from tests.conftest import SQLCounter
 
@@ -269,3 +270,61 @@ def test_tasks_missing_different_keys_do_not_wait_for_each_other(Async, asql):
         assert asyncio.run(main()) == [f"person {n:02d}" for n in range(1, 9)]
     with asql.expect(0):
         assert asyncio.run(main()) == [f"person {n:02d}" for n in range(1, 9)]
+
+
+def test_cancelled_holder_and_waiter_leave_the_key_to_the_next_task(engine, cache_manager):
+    """The task running the query and one waiting for it are cancelled: the
+    last waiter takes the key over and runs the query itself."""
+    async_engine = async_engine_for(engine)
+    inside, go_on = threading.Event(), threading.Event()
+
+    def pause(value: int) -> int:  # runs in aiosqlite's thread: the loop goes on
+        inside.set()
+        go_on.wait(10)
+        return value
+
+    event.listen(
+        async_engine.sync_engine,
+        "connect",
+        lambda connection, record: connection.create_function("pause", 1, pause),
+    )
+    asql = SQLCounter(async_engine.sync_engine)
+    factory = async_sessionmaker(async_engine)
+    install(factory, cache_manager)
+    statement = (
+        select(Person)
+        .where(Person.id == 3, func.pause(1) == 1)
+        .options(FromCache("default", "slow"))
+    )
+
+    async def one() -> list[str]:
+        async with factory() as s:
+            return [p.name for p in await s.scalars(statement)]
+
+    async def main() -> list[str]:
+        holder = asyncio.create_task(one())
+        while not inside.is_set():
+            await asyncio.sleep(0.01)
+        first, last = asyncio.create_task(one()), asyncio.create_task(one())
+        await asyncio.sleep(0.05)
+        (key_lock,) = task_locks._registry[asyncio.get_running_loop()].values()
+        assert len(key_lock.waiters) == 2 and key_lock.owner is not None
+        first.cancel()
+        holder.cancel()
+        go_on.set()
+        names = await last
+        for task in (first, holder):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert task_locks._registry[asyncio.get_running_loop()] == {}
+        return names
+
+    try:
+        assert asyncio.run(main()) == ["person 03"]
+        assert asql.count == 2  # the cancelled holder's SELECT and the last waiter's
+        with asql.expect(0):
+            assert asyncio.run(one()) == ["person 03"]
+    finally:
+        go_on.set()
+        asql.close()
+        asyncio.run(async_engine.dispose())
