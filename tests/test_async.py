@@ -95,6 +95,19 @@ def test_execute_scalars_scalar_run_sql_once(Async, asql):
     asyncio.run(main())
 
 
+def test_stream_and_stream_scalars(Async, asql):
+    async def main() -> None:
+        async with Async() as s:
+            with asql.expect(1):
+                assert [p.name async for p in await s.stream_scalars(by_range())] == EXPECTED
+            with asql.expect(0):
+                assert [p.name async for p in await s.stream_scalars(by_range())] == EXPECTED
+                rows = await s.stream(by_range())
+                assert [r.Person.name async for r in rows] == EXPECTED
+
+    asyncio.run(main())
+
+
 def test_get_by_primary_key(Async, asql):
     option = [FromCache("default", "byid")]
 

@@ -81,6 +81,14 @@ def test_asyncpg_hits_and_shares_entries_with_psycopg2(pg_async, pg_engine, cach
             with pg_asql.expect(0):
                 assert await names(s) == EXPECTED
                 assert (await s.scalar(by_range())).name == "person 40"
+                assert [p.name async for p in await s.stream_scalars(by_range())] == EXPECTED
+        async with Async() as s:
+            with pg_asql.expect(1):  # a server-side cursor, read whole on a miss
+                stream = await s.stream_scalars(by_range().offset(1))
+                assert [p.name async for p in stream] == EXPECTED[1:]
+            with pg_asql.expect(0):
+                stream = await s.stream_scalars(by_range().offset(1))
+                assert [p.name async for p in stream] == EXPECTED[1:]
             with pg_asql.expect(1):
                 assert (await s.get(Person, 3, options=option)).name == "person 03"
         async with Async() as s:
