@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -341,3 +342,26 @@ def test_cancelled_holder_and_waiter_leave_the_key_to_the_next_task(engine, cach
         go_on.set()
         asql.close()
         asyncio.run(async_engine.dispose())
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"], indirect=True)
+def test_stale_while_revalidate_one_task_regenerates(aengine, region_config, backend, asql):
+    """An expired entry: one task runs the query, the nine others are served the old entry."""
+    config = {**region_config, "expire": 1, "stale_while_revalidate": 60, "lock_wait": 20}
+    factory = async_sessionmaker(aengine)
+    install(factory, CacheManager(cache_regions={"default": config}))
+
+    async def one() -> list[str]:
+        async with factory() as s:
+            return await names(s)
+
+    async def main() -> list[list[str]]:
+        return await asyncio.gather(*(one() for _ in range(10)))
+
+    with asql.expect(1):
+        assert asyncio.run(one()) == EXPECTED
+    time.sleep(2.1)  # past expire=1
+    caching_query.reset_statistics()
+    with asql.expect(1):
+        assert asyncio.run(main()) == [EXPECTED] * 10
+    assert caching_query.statistics()[("default", "select")].stale_served == 9
