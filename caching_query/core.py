@@ -58,7 +58,6 @@ log = logging.getLogger("caching_query")
 # one DEBUG line per cached execution: region, namespace, key, hit or miss, rows
 query_log = logging.getLogger("caching_query.queries")
 
-
 _installed: weakref.WeakSet[Any] = weakref.WeakSet()
 _default_managers: weakref.WeakKeyDictionary[Any, CacheManager] = weakref.WeakKeyDictionary()
 _private_classes: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
@@ -71,14 +70,14 @@ def install(target: SessionTarget, cache_manager: CacheManager | None = None) ->
     """Let sessions made by ``target`` serve cache options.
 
     ``target`` is a ``sessionmaker``, ``scoped_session``, ``Session``
-    subclass or instance, or the ``async_sessionmaker``,
-    ``async_scoped_session``, ``AsyncSession`` subclass or instance
-    counterpart (see ``async_session``). ``CachingQuery`` calls this itself; 2.0-style
-    ``select()`` / ``Session.get()`` users call it once. Regions are looked
-    up in ``cache_manager``, else in the manager of a ``query_callable``
-    query class given to the sessionmaker, else in Beaker's global
-    regions. Calling it again moves the hook behind ``do_orm_execute``
-    hooks registered since.
+    subclass or instance, or their async counterpart (``async_sessionmaker``,
+    ``async_scoped_session``, ``AsyncSession``: see ``async_session``).
+    ``CachingQuery`` calls this itself; 2.0-style ``select()`` /
+    ``Session.get()`` users call it once. Regions are looked up in
+    ``cache_manager``, else in the manager of a ``query_callable`` query
+    class given to the sessionmaker, else in Beaker's global regions.
+    Calling it again moves the hook behind ``do_orm_execute`` hooks
+    registered since.
     """
     _install(target, cache_manager)
 
