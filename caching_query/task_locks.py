@@ -74,10 +74,7 @@ class TaskLock:
         self.inner = inner
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
-        locks = _registry.get(self._loop)
-        if locks is None:
-            locks = _registry[self._loop] = {}
-        self._locks = locks
+        self._locks = locks = _registry.setdefault(self._loop, {})
         self._name = name
         self._key_lock = locks.get(name) or locks.setdefault(name, _KeyLock())
         self._held = False
