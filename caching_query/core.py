@@ -34,7 +34,8 @@ from sqlalchemy.engine import Result
 from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
 from sqlalchemy.sql import Executable
 
-from . import every_query, health, keys, misses, regions, wrapped, writes
+from . import async_session, every_query, health, keys, misses, regions, wrapped, writes
+from .async_session import SessionTarget
 from .entries import objects, rows
 from .entries.entry import ROWS, CacheEntry
 from .exc import CacheOptionError, CachingQueryError
@@ -61,8 +62,6 @@ log = logging.getLogger("caching_query")
 # one DEBUG line per cached execution: region, namespace, key, hit or miss, rows
 query_log = logging.getLogger("caching_query.queries")
 
-SessionTarget = Session | type[Session] | sessionmaker[Any] | scoped_session[Any]
-
 _installed: weakref.WeakSet[Any] = weakref.WeakSet()
 _default_managers: weakref.WeakKeyDictionary[Any, CacheManager] = weakref.WeakKeyDictionary()
 _private_classes: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
@@ -75,12 +74,14 @@ def install(target: SessionTarget, cache_manager: CacheManager | None = None) ->
     """Let sessions made by ``target`` serve cache options.
 
     ``target`` is a ``sessionmaker``, ``scoped_session``, ``Session``
-    subclass or instance. ``CachingQuery`` calls this itself; 2.0-style
-    ``select()`` / ``Session.get()`` users call it once. Regions are looked
-    up in ``cache_manager``, else in the manager of a ``query_callable``
-    query class given to the sessionmaker, else in Beaker's global
-    regions. Calling it again moves the hook behind ``do_orm_execute``
-    hooks registered since.
+    subclass or instance, or their async counterpart (``async_sessionmaker``,
+    ``async_scoped_session``, ``AsyncSession``: see ``async_session``).
+    ``CachingQuery`` calls this itself; 2.0-style ``select()`` /
+    ``Session.get()`` users call it once. Regions are looked up in
+    ``cache_manager``, else in the manager of a ``query_callable`` query
+    class given to the sessionmaker, else in Beaker's global regions.
+    Calling it again moves the hook behind ``do_orm_execute`` hooks
+    registered since.
     """
     _install(target, cache_manager)
 
@@ -89,6 +90,7 @@ def _install(
     target: SessionTarget, cache_manager: CacheManager | None = None
 ) -> tuple[Any, CacheManager | None]:
     """``install()``; returns the object hooked and the manager resolved for it."""
+    target = async_session.sync_target(target)
     if isinstance(target, scoped_session):
         target = target.session_factory
     if isinstance(target, sessionmaker):
@@ -100,7 +102,8 @@ def _install(
     ):
         raise TypeError(
             f"install() takes a sessionmaker, scoped_session, Session class or "
-            f"Session, not {target!r}"
+            f"Session (or their async_sessionmaker, async_scoped_session, AsyncSession "
+            f"counterparts), not {target!r}"
         )
     if cache_manager is not None:
         _default_managers[target] = cache_manager

@@ -14,10 +14,15 @@ itself rather than wait longer.
 Beaker also leaves ``ext:database`` and ``ext:sqla`` namespaces unguarded
 between threads, and hands out a null creation lock when no ``lock_dir``
 is configured; both get a process-local lock here.
+
+Inside ``AsyncSession``'s greenlet bridge the lock is first taken among
+the tasks of the event loop (``task_locks``), and every wait is an
+``await``: a blocked event loop would never let the holder finish.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -31,8 +36,9 @@ from beaker.cache import Cache
 from beaker.synchronization import NameLock, null_synchronizer
 
 from .exc import CacheOptionError
-from .internals import _beaker_internals
+from .internals import _beaker_internals, _sa_greenlet
 from .keys import backend_key
+from .task_locks import TaskLock, name_for
 
 log = logging.getLogger("caching_query")
 
@@ -111,6 +117,13 @@ class ServerLock:
 
 def creation_lock(cache: Cache, key: str) -> Any:
     """The lock a miss on ``key`` holds while it runs the query."""
+    lock = _region_lock(cache, key)
+    if _sa_greenlet.in_bridge():
+        return TaskLock(name_for(cache, key), lock)
+    return lock
+
+
+def _region_lock(cache: Cache, key: str) -> Any:
     settings: LockSettings = getattr(cache, "lock_settings", None) or LockSettings()
     held_in_server = _beaker_internals.server_lock(cache.namespace, backend_key(key), settings.ttl)
     if held_in_server is not None:
@@ -124,6 +137,16 @@ def creation_lock(cache: Cache, key: str) -> Any:
 
 def attempt(lock: Any) -> bool:
     """Take ``lock`` if it is free, without waiting."""
+    if isinstance(lock, TaskLock):
+        if not lock.attempt():
+            return False
+        taken = False
+        try:
+            taken = attempt(lock.inner)
+        finally:
+            if not taken:
+                lock.release_task()
+        return taken
     if isinstance(lock, ServerLock):
         return lock.attempt()
     return bool(lock.acquire(False))
@@ -140,26 +163,64 @@ def acquire_or_find(lock: Any, find: Callable[[], Any], where: tuple[str, str]) 
     the lock's ``wait`` this gives up, ``(False, None)``: the caller runs
     the query without the lock rather than wait longer.
     """
+    if isinstance(lock, TaskLock):
+        return _acquire_in_task(lock, find, where)
     if not isinstance(lock, ServerLock):
+        if _sa_greenlet.in_bridge():  # held by another thread: poll, the loop runs meanwhile
+            pause = _FIRST_POLL
+            while not lock.acquire(False):
+                _pause(pause)
+                pause = min(pause * 2, _LONGEST_POLL)
+            return True, None
         lock.acquire()
         return True, None
     deadline = time.monotonic() + lock.wait
     pause = _FIRST_POLL
     while not lock.attempt():
-        time.sleep(pause)
+        _pause(pause)
         found = find()
         if found is not None:
             return False, found
         if time.monotonic() >= deadline:
-            if where not in _warned_waits:
-                _warned_waits.add(where)
-                log.warning(
-                    "caching_query: waited %.1f s for another process to store a result in "
-                    "region %r namespace %r; running the query here instead (raise lock_wait "
-                    "if such queries take longer; logged once per namespace)",
-                    lock.wait,
-                    *where,
-                )
+            _warn_waited(lock.wait, where)
             return False, None
         pause = min(pause * 2, _LONGEST_POLL)
     return True, None
+
+
+def _acquire_in_task(
+    lock: TaskLock, find: Callable[[], Any], where: tuple[str, str]
+) -> tuple[bool, Any]:
+    """``acquire_or_find`` for a task in the bridge: the loop's key lock, then the region's."""
+    wait = lock.inner.wait if isinstance(lock.inner, ServerLock) else None
+    if not lock.acquire(wait):
+        _warn_waited(wait or 0.0, where)
+        return False, None
+    try:
+        held, found = acquire_or_find(lock.inner, find, where)
+    except BaseException:
+        lock.release_task()
+        raise
+    if not held:
+        lock.release_task()
+    return held, found
+
+
+def _pause(seconds: float) -> None:
+    """Sleep; inside the bridge by awaiting, so that the event loop goes on."""
+    if _sa_greenlet.in_bridge():
+        _sa_greenlet.wait(asyncio.sleep(seconds))
+    else:
+        time.sleep(seconds)
+
+
+def _warn_waited(seconds: float, where: tuple[str, str]) -> None:
+    if where not in _warned_waits:
+        _warned_waits.add(where)
+        log.warning(
+            "caching_query: waited %.1f s for another process or task to store a result in "
+            "region %r namespace %r; running the query here instead (raise lock_wait "
+            "if such queries take longer; logged once per namespace)",
+            seconds,
+            *where,
+        )

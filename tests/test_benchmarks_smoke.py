@@ -62,3 +62,18 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     assert "SQLite, legacy, 1 row, hit/uncached" in targets
     assert all(isinstance(t["met"], bool) for t in targets.values())
     assert "11. Targets" in done.stdout
+
+
+def test_event_loop_benchmark_runs() -> None:
+    command = [sys.executable, "-m", "benchmarks.event_loop", "--runs", "1", "--hits", "20"]
+    done = subprocess.run(
+        [*command, "--tasks", "2", "--backends", "memory"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    assert [row[:2] for row in rows] == [["memory", "1"], ["memory", "100"]], done.stdout
+    assert all(float(row[3]) > 0 for row in rows)  # the hit's milliseconds

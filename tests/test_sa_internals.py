@@ -347,3 +347,21 @@ def test_shaped_matches_query_iter(session):
         q._statement_20(), execution_options={_sa_query.LOAD_OPTIONS: q.load_options}
     )
     assert [p.id for p in _sa_query.shaped(result, q.load_options)] == [1, 2]
+
+
+def test_greenlet_bridge_is_seen_and_awaited_in():
+    import asyncio
+
+    from sqlalchemy.util import greenlet_spawn
+
+    from caching_query.internals import _sa_greenlet
+
+    def inside() -> tuple[bool, str]:
+        return _sa_greenlet.in_bridge(), _sa_greenlet.wait(asyncio.sleep(0, "awaited"))
+
+    async def main() -> tuple[bool, str]:
+        assert not _sa_greenlet.in_bridge()  # a coroutine, not the bridge
+        return await greenlet_spawn(inside)
+
+    assert not _sa_greenlet.in_bridge()
+    assert asyncio.run(main()) == (True, "awaited")

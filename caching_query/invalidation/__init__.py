@@ -41,12 +41,12 @@ def auto_invalidate(
     """Turn automatic invalidation on for sessions made by ``target``.
 
     ``target`` is what ``install()`` takes (a ``sessionmaker``,
-    ``scoped_session``, ``Session`` class or session), and this installs
-    the hook as ``install()`` does. From then on every write committed
-    through any engine of this process (ORM or Core, with or without the
-    cache) replaces the versions of the tables it wrote, and the cached
-    results of these sessions are served only while their tables' versions
-    are unchanged. ``exclude_regions`` keep explicit invalidation only;
+    ``scoped_session``, ``Session`` class or session, or their async
+    counterparts), and this installs the hook as ``install()`` does. From
+    then on every write committed through any engine of this process (ORM
+    or Core, with or without the cache) replaces the versions of the tables
+    it wrote, and the cached results of these sessions are served only
+    while their tables' versions are unchanged. ``exclude_regions`` keep explicit invalidation only;
     ``FromCache(..., auto_invalidate=False)`` does the same for one query.
     """
     _switch_on(target, cache_manager, switch.Settings(frozenset(exclude_regions)))
