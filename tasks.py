@@ -71,7 +71,8 @@ def main(argv: list[str]) -> int:
         return _run(python, "-m", "sphinx", *html, *argv[1:])
     if command == "typecheck":
         # the optional clients too: the modules using them are checked against their types
-        python = _ensure_venv(".venv-typecheck", extras="typecheck,redis,memcached,prometheus,flask")
+        extras = "typecheck,redis,memcached,prometheus,flask"
+        python = _ensure_venv(".venv-typecheck", extras=extras)
         checked = ["caching_query", "tests/typing_checks.py"]
         return _run(python, "-m", "mypy", "--strict", *checked, *argv[1:])
     print(__doc__.strip(), file=sys.stderr)

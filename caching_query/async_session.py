@@ -59,7 +59,7 @@ def sync_target(target: Any) -> Any:
 
 
 def _private(cls: type) -> type:
-    from .core import _is_private_class
+    from .installation import _is_private_class
 
     if _is_private_class(cls):
         return cls

@@ -24,21 +24,20 @@ nor be handed committed rows that its own writes have made stale.
 from __future__ import annotations
 
 import logging
-import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from beaker.cache import Cache, CacheManager
-from sqlalchemy import event
+from beaker.cache import Cache
 from sqlalchemy.engine import Result
-from sqlalchemy.orm import ORMExecuteState, Session, scoped_session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import Executable
 
-from . import async_session, every_query, health, keys, misses, regions, wrapped, writes
-from .async_session import SessionTarget
+from . import every_query, health, keys, misses, regions, wrapped, writes
 from .entries import objects, rows
 from .entries.entry import ROWS, CacheEntry
 from .exc import CacheOptionError, CachingQueryError
+from .installation import default_manager as _default_manager
+from .installation import ensure_installed, install
 from .internals import _sa_internals
 from .invalidation import switch, versions
 from .operations import stats
@@ -61,93 +60,6 @@ DECIDED = "_caching_query_decided"
 log = logging.getLogger("caching_query")
 # one DEBUG line per cached execution: region, namespace, key, hit or miss, rows
 query_log = logging.getLogger("caching_query.queries")
-
-_installed: weakref.WeakSet[Any] = weakref.WeakSet()
-_default_managers: weakref.WeakKeyDictionary[Any, CacheManager] = weakref.WeakKeyDictionary()
-_private_classes: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
-
-
-# -- installation -----------------------------------------------------------
-
-
-def install(target: SessionTarget, cache_manager: CacheManager | None = None) -> None:
-    """Let sessions made by ``target`` serve cache options.
-
-    ``target`` is a ``sessionmaker``, ``scoped_session``, ``Session``
-    subclass or instance, or their async counterpart (``async_sessionmaker``,
-    ``async_scoped_session``, ``AsyncSession``: see ``async_session``).
-    ``CachingQuery`` calls this itself; 2.0-style ``select()`` /
-    ``Session.get()`` users call it once. Regions are looked up in
-    ``cache_manager``, else in the manager of a ``query_callable`` query
-    class given to the sessionmaker, else in Beaker's global regions.
-    Calling it again moves the hook behind ``do_orm_execute`` hooks
-    registered since.
-    """
-    _install(target, cache_manager)
-
-
-def _install(
-    target: SessionTarget, cache_manager: CacheManager | None = None
-) -> tuple[Any, CacheManager | None]:
-    """``install()``; returns the object hooked and the manager resolved for it."""
-    target = async_session.sync_target(target)
-    if isinstance(target, scoped_session):
-        target = target.session_factory
-    if isinstance(target, sessionmaker):
-        if cache_manager is None:
-            cache_manager = getattr(target.kw.get("query_cls"), "cache_manager", None)
-        target = target.class_
-    if not (
-        isinstance(target, Session) or (isinstance(target, type) and issubclass(target, Session))
-    ):
-        raise TypeError(
-            f"install() takes a sessionmaker, scoped_session, Session class or "
-            f"Session (or their async_sessionmaker, async_scoped_session, AsyncSession "
-            f"counterparts), not {target!r}"
-        )
-    if cache_manager is not None:
-        _default_managers[target] = cache_manager
-    if target in _installed:
-        # Again: move the hook behind do_orm_execute hooks registered since,
-        # so that they shape what gets cached (see _later_hooks_run).
-        event.remove(target, "do_orm_execute", _on_do_orm_execute)
-    event.listen(target, "do_orm_execute", _on_do_orm_execute)
-    _installed.add(target)
-    return target, cache_manager or _default_managers.get(target)
-
-
-def ensure_installed(session: Session, cache_manager: CacheManager | None = None) -> None:
-    """Install the hook for ``session``'s class unless it is already there.
-
-    ``cache_manager`` (a ``query_callable`` class's) becomes the class's
-    default unless one is set: options that lost their binding by being
-    pickled with the objects they loaded resolve regions through it.
-    """
-    cls = type(session)
-    private = _private_classes.get(cls)
-    if private is None:
-        private = _private_classes[cls] = _is_private_class(cls)
-    target: Any = cls if private else session
-    if cache_manager is not None and target not in _default_managers:
-        _default_managers[target] = cache_manager
-    if target not in _installed and cls not in _installed:
-        install(target)
-
-
-def _is_private_class(cls: type[Session]) -> bool:
-    """True for a bare subclass, such as the one each sessionmaker makes.
-
-    Hooking it affects only the sessions of that factory. A class with a
-    body of its own (``Session`` itself, ``ShardedSession``, an
-    application's subclass) is used elsewhere too: there the hook goes on
-    the session instance instead.
-    """
-    return cls is not Session and all(name.startswith("__") for name in vars(cls))
-
-
-def _default_manager(session: Session) -> CacheManager | None:
-    return _default_managers.get(session) or _default_managers.get(type(session))
-
 
 # -- the hook ---------------------------------------------------------------
 
@@ -215,7 +127,8 @@ def _relationship_option(state: ORMExecuteState, options: Sequence[Any]) -> Cach
     path = state.loader_strategy_path
     if path is None or len(path) < 2:
         return None
-    mapper, prop = path[-2], path[-1]
+    mapper: Any = path[-2]  # a Mapper or an aliased class's inspection
+    prop = path[-1]
     key = getattr(prop, "key", None)
     if key is None:
         return None
@@ -267,9 +180,9 @@ def execute_cached(
             return None
     key = key_for(option, state.statement, state.parameters, load_options)
     watch = switch.watch(settings, state.statement, option, manager, cache)
-    if local:
-        return _execute_local(state, cache, key, option.expire, watch)
-    return _execute_shared(state, cache, key, option.expire, watch)
+    execute = _execute_local if local else _execute_shared
+    result: Result[Any] = execute(state, cache, key, option.expire, watch)
+    return result
 
 
 def _bypassed(option: CacheOption, reason: int) -> None:
@@ -321,7 +234,7 @@ def _later_hooks_run(state: ORMExecuteState) -> bool:
 def key_for(
     option: CacheOption,
     statement: Executable,
-    parameters: Mapping[str, Any] | None,
+    parameters: Any,
     load_options: Any = None,
 ) -> str:
     """The key ``option`` stores ``statement``'s result under."""

@@ -15,6 +15,7 @@ through ``Session.execute``, the hook standing aside for that statement
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import Result
@@ -75,7 +76,7 @@ class DirectExecution:
         return self.session.execute(self.statement, self.parameters, execution_options=options)
 
 
-def _cached_here(query: Query[Any]) -> tuple[Any, ...] | None:
+def _cached_here(query: Query[Any]) -> Sequence[Any] | None:
     """``query``'s options, when the core would cache it; None otherwise."""
     options = _sa_internals.statement_options(query)
     for option in options:

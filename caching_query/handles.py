@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
 from . import store
-from .core import _default_manager, key_for
+from .core import key_for
+from .installation import default_manager as _default_manager
 from .internals import _sa_internals
 from .options import CacheOption, FromCache
 

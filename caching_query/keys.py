@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.orm import Mapper, MapperProperty
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.schema import Column, Table
 
 from .exc import UncacheableQueryError
@@ -238,7 +238,7 @@ def _anonymous_stem(name: str) -> str:
 
 
 def derive_key(
-    statement: ClauseElement,
+    statement: ClauseElement | Executable,
     parameters: Mapping[str, Any] | None = None,
     *discriminators: Any,
 ) -> str:
@@ -281,9 +281,10 @@ def derive_key(
 
 
 def derive_execution_key(
-    statement: ClauseElement, parameters: Mapping[str, Any] | None, load_options: Any = None
+    statement: ClauseElement | Executable, parameters: Any, load_options: Any = None
 ) -> str:
-    """The derived key of an ORM execution: its statement, its parameters,
-    and whether the legacy ``Query.tuples()`` shaped its rows."""
+    """The derived key of an ORM execution: its statement, its parameters
+    (one mapping: a SELECT is never an executemany), and whether the legacy
+    ``Query.tuples()`` shaped its rows."""
     tuples = bool(load_options and _sa_internals.load_option(load_options, "only_return_tuples"))
     return derive_key(statement, parameters, tuples)

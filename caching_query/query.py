@@ -12,7 +12,7 @@ adds the handles on the query's entry.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from beaker.cache import Cache, CacheManager
 from sqlalchemy.orm import Query
@@ -49,25 +49,37 @@ class CachingQuery(DirectFetch, Query[_T]):
         return direct.fetch(self)
 
     def options(self, *args: Any) -> CachingQuery[_T]:
-        manager = type(self).cache_manager
-        bound = tuple(
-            arg.bound_to(manager) if isinstance(arg, CacheOption) else arg for arg in args
-        )
-        if any(isinstance(arg, CacheOption) for arg in bound):
-            single_from_cache((*_sa_internals.statement_options(self), *bound))
-        return super().options(*bound)
+        """``Query.options()``; cache options resolve regions in this class's manager.
 
-    def with_entities(self, *entities: Any, **kwargs: Any) -> CachingQuery[Any]:
-        # Query moves earlier options aside with the replaced entities; the
-        # cache options belong to the query, whatever it selects.
-        query = super().with_entities(*entities, **kwargs)
-        present = _sa_internals.statement_options(query)
-        carried = [
-            option
-            for option in _sa_internals.statement_options(self)
-            if isinstance(option, CacheOption) and option not in present
-        ]
-        return query.options(*carried) if carried else query
+        Two ``FromCache`` options naming different entries are refused here.
+        """
+        for arg in args:
+            if isinstance(arg, CacheOption):
+                break
+        else:  # loader options only: Query's own method, nothing to check
+            return super().options(*args)
+        manager = type(self).cache_manager
+        if manager is not None:
+            args = tuple(
+                arg.bound_to(manager) if isinstance(arg, CacheOption) else arg for arg in args
+            )
+        single_from_cache((*_sa_internals.statement_options(self), *args))
+        return super().options(*args)
+
+    if not TYPE_CHECKING:  # type checkers keep Query's precise overloads
+
+        def with_entities(self, *entities: Any, **kwargs: Any) -> CachingQuery[Any]:
+            """``Query.with_entities()``, keeping this query's cache option."""
+            # Query moves earlier options aside with the replaced entities;
+            # the cache options belong to the query, whatever it selects.
+            query = super().with_entities(*entities, **kwargs)
+            present = _sa_internals.statement_options(query)
+            carried = [
+                option
+                for option in _sa_internals.statement_options(self)
+                if isinstance(option, CacheOption) and option not in present
+            ]
+            return query.options(*carried) if carried else query
 
     def with_cache_key(
         self,

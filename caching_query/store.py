@@ -155,12 +155,11 @@ def _lookup(
         # data, or a write that went through, proves the backend is back
         health.succeeded(cache)
     grace = _stale_grace(cache) if stale is not None else 0.0
-    entry, bad = records.entry_in(cache, key, stored, counted=not again, stale_for=grace)
+    found, bad = records.entry_in(cache, key, stored, counted=not again, stale_for=grace)
     if bad:
         _discard(cache, key)
-    expired = isinstance(entry, records.Expired)
-    if expired:
-        entry = entry.entry  # type: ignore[union-attr]
+    expired = isinstance(found, records.Expired)
+    entry: CacheEntry | None = found.entry if isinstance(found, records.Expired) else found
     if entry is not None and (generation is None or entry.meta.get("generation") != generation):
         entry = None  # written before the namespace was last cleared
     if entry is not None and watch is not None:
@@ -173,8 +172,8 @@ def _lookup(
             if health.is_backend_failure(error):
                 raise _backend_failed(cache, error) from error
             raise
-    if entry is not None and expired:
-        stale.append(entry)  # type: ignore[union-attr]
+    if entry is not None and expired and stale is not None:
+        stale.append(entry)
         return generation, None, current
     if entry is not None:
         stats.count_hit(stats.slot_of(cache), len(stored) if type(stored) is bytes else 0)

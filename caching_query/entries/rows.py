@@ -166,10 +166,10 @@ def _capture(
     cursor = connection.execute(
         state.statement, state.parameters or {}, execution_options=state.execution_options
     )
-    compiled = cursor.context.compiled  # type: ignore[attr-defined]
+    compiled = cursor.context.compiled
     structure = _sa_internals.statement_cache_key(state.statement).key
     versions.note_ran(structure, compiled)
-    if not _sa_loading.is_loadable(compiled, tuple(cursor.keys())):
+    if compiled is None or not _sa_loading.is_loadable(compiled, tuple(cursor.keys())):
         return None, cursor
     replay = _sa_loading.remember(connection.dialect, structure, compiled)
     fetched = [tuple(row) for row in cursor]

@@ -107,7 +107,7 @@ def _row_metadata(labels: list[str], extras: list[Any]) -> SimpleResultMetaData:
     try:
         return SimpleResultMetaData(labels, extras, _create_unique_filters=lambda result: filters)
     except TypeError:  # SQLAlchemy 2.0
-        return SimpleResultMetaData(labels, extras, _unique_filters=filters)
+        return SimpleResultMetaData(labels, extras, _unique_filters=filters)  # type: ignore[call-arg]
 
 
 def _entity_plan(entity: Any, compile_state: Any, metadata: SimpleResultMetaData) -> Any:
@@ -117,7 +117,7 @@ def _entity_plan(entity: Any, compile_state: Any, metadata: SimpleResultMetaData
         or entity.is_aliased_class
         or entity._with_polymorphic_mappers
         or entity._polymorphic_discriminator is not None
-        or entity._get_entity_clauses(compile_state) is not None
+        or entity._get_entity_clauses(compile_state) is not None  # type: ignore[no-untyped-call]
         or mapper.inherits is not None
         or mapper._inheriting_mappers
         or mapper.polymorphic_on is not None

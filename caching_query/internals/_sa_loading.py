@@ -50,7 +50,7 @@ class Replay:
 
     def __init__(self, compiled: Compiled) -> None:
         self.compiled = compiled
-        columns = compiled._result_columns  # type: ignore[attr-defined]
+        columns = _result_columns(compiled)
         self.keys = tuple(column.keyname for column in columns)
         # Keyed by name and by every object the compiler matched to the
         # column, as a cursor result is: the loader looks columns up by
@@ -77,6 +77,11 @@ class Replay:
 
 
 _UNPLANNED = object()
+
+
+def _result_columns(compiled: Compiled) -> list[Any]:
+    """The columns a compiled SELECT returns, in order (empty for other statements)."""
+    return getattr(compiled, "_result_columns", None) or []
 
 
 def _memo_for(dialect: Dialect) -> dict[Any, Replay]:
@@ -128,7 +133,7 @@ def is_loadable(compiled: Compiled, cursor_keys: tuple[str, ...]) -> bool:
         compile_state is not None
         and hasattr(compile_state, "orm_setup_cursor_result")
         and not compile_state.compile_options._is_star
-        and tuple(c.keyname for c in compiled._result_columns) == cursor_keys  # type: ignore[attr-defined]
+        and tuple(c.keyname for c in _result_columns(compiled)) == cursor_keys
     )
 
 

@@ -27,7 +27,7 @@ from .statements import EVERYTHING, table_name
 if TYPE_CHECKING:
     from sqlalchemy.orm import Mapper
 
-    from ..core import SessionTarget
+    from ..async_session import SessionTarget
 
 __all__ = ["auto_invalidate", "cache_all", "invalidate_tables", "EVERYTHING"]
 
@@ -71,9 +71,9 @@ def cache_all(
 
 
 def _switch_on(target: Any, cache_manager: CacheManager | None, settings: switch.Settings) -> None:
-    from .. import core  # core imports this package
+    from .. import installation  # it imports the core, which imports this package
 
-    resolved, manager = core._install(target, cache_manager)
+    resolved, manager = installation._install(target, cache_manager)
     if settings.cache_all is not None and manager is not None:
         settings = switch.Settings(
             settings.excluded_regions,
