@@ -84,11 +84,14 @@ class RegionCache(Cache):  # type: ignore[misc]  # Beaker has no type informatio
 
     Region settings Beaker does not know are taken out before Beaker sees
     them: ``signing_keys`` and ``max_entry_bytes`` (see ``sealing``),
-    ``lock_ttl`` and ``lock_wait`` (see ``locks``).
+    ``lock_ttl`` and ``lock_wait`` (see ``locks``). A memcached region that
+    names no ``memcache_module`` gets python-binary-memcached when it is
+    installed (see ``_beaker_clients.prefer_binary_memcached``).
     """
 
     def __init__(self, region: str, namespace: str, **config: Any) -> None:
         own = {name: config.pop(name) for name in _OWN_SETTINGS if name in config}
+        _beaker_clients.prefer_binary_memcached(config)
         super().__init__(namespace, **config)
         _beaker_internals.keep_namespace_on_one_node(self.namespace)
         _beaker_clients.spread_over_servers(self.namespace)

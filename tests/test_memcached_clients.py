@@ -104,3 +104,23 @@ def test_a_release_after_takeover_leaves_the_new_holders_lock(factory):
     assert cache.namespace.mc.get(name) is not None  # the new holder keeps it
     second[1]()
     assert cache.namespace.mc.get(name) is None
+
+
+def test_a_region_naming_no_client_gets_the_binary_one(memcached_server):
+    """Beaker's "auto" would take python-memcached, installed here beside bmemcached."""
+    import bmemcached
+    import memcache
+
+    manager = CacheManager(
+        cache_regions={
+            "auto": {"type": "ext:memcached", "url": memcached_server.url},
+            "text": {
+                "type": "ext:memcached",
+                "url": memcached_server.url,
+                "memcache_module": "memcache",
+            },
+        }
+    )
+    assert isinstance(regions.get_cache("auto", "ns", manager).namespace.mc, bmemcached.Client)
+    assert isinstance(regions.get_cache("text", "ns", manager).namespace.mc, memcache.Client)
+    assert manager.regions["auto"].get("memcache_module") is None  # the configuration is left

@@ -8,6 +8,7 @@ these functions are the only places that read those attributes, and
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from typing import Any
 
@@ -25,6 +26,21 @@ __all__ = [
 
 _spread: dict[tuple[str, ...], Any] = {}
 _spread_lock = threading.Lock()
+
+
+def prefer_binary_memcached(config: dict[str, Any]) -> None:
+    """Name python-binary-memcached in a memcached region ``config`` that names no client.
+
+    Beaker's ``"auto"`` takes python-memcached whenever it is installed,
+    even beside python-binary-memcached: the client a region got would
+    depend on what else the environment holds, and python-memcached can do
+    neither signing nor a pool of servers here. An explicit
+    ``memcache_module`` is kept.
+    """
+    if config.get("type") != "ext:memcached" or config.get("memcache_module", "auto") != "auto":
+        return
+    if importlib.util.find_spec("bmemcached") is not None:
+        config["memcache_module"] = "bmemcached"
 
 
 def spread_over_servers(namespace: Any) -> None:

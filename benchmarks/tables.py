@@ -1,0 +1,206 @@
+"""``python -m benchmarks.tables RUN.json...``: README tables from published runs.
+
+Each figure is the median over the runs of each run's own median (or
+ratio), with the range across the runs beside it, so the tables in
+README.rst are reproducible from ``benchmarks/published/``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+
+def _rst(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    rule = "  ".join("=" * w for w in widths)
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    return "\n".join([rule, line(headers), rule, *map(line, rows), rule]).rstrip() + "\n"
+
+
+def _spread(values: list[float], fmt: str) -> tuple[str, str]:
+    median = format(statistics.median(values), fmt)
+    if len(values) == 1:
+        return median, "—"
+    return median, f"{format(min(values), fmt)}–{format(max(values), fmt)}"
+
+
+def _collect(
+    runs: list[dict[str, Any]],
+    records: Callable[[dict[str, Any]], Iterable[dict[str, Any]]],
+    key: Callable[[dict[str, Any]], tuple[Any, ...]],
+) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    found: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for run in runs:
+        for record in records(run):
+            found.setdefault(key(record), []).append(record)
+    return found
+
+
+def hits(runs: list[dict[str, Any]]) -> str:
+    groups = _collect(
+        runs, lambda r: r["query_cache"], lambda r: (r["api"], r["rows"], r["backend"])
+    )
+    rows = []
+    for (api, n, backend), records in groups.items():
+        ratio, spread = _spread([r["ratio_hit_uncached"] for r in records], ".2f")
+        miss, _ = _spread([r["ratio_miss_uncached"] for r in records], ".2f")
+        rows.append(
+            [
+                api,
+                str(n),
+                backend,
+                format(statistics.median(r["uncached"]["median_us"] for r in records), ".0f"),
+                format(statistics.median(r["hit"]["median_us"] for r in records), ".0f"),
+                ratio,
+                spread,
+                miss,
+            ]
+        )
+    floors = _collect(runs, lambda r: r["hit_floor"], lambda r: (r["api"],))
+    for (api,), records in floors.items():
+        ratio, spread = _spread([r["ratio_floor_uncached"] for r in records], ".2f")
+        rows.append(
+            [
+                api,
+                "1",
+                "floor (hook)",
+                format(statistics.median(r["uncached_median_us"] for r in records), ".0f"),
+                format(statistics.median(r["floor"]["median_us"] for r in records), ".0f"),
+                ratio,
+                spread,
+                "",
+            ]
+        )
+    legacy = [(r["legacy_floor"], r) for r in runs if r.get("legacy_floor")]
+    if legacy:
+        ratios = []
+        for floor, run in legacy:
+            uncached = next(
+                q["uncached"]["median_us"]
+                for q in run["query_cache"]
+                if q["api"] == "legacy" and q["rows"] == 1
+            )
+            ratios.append(floor["floor"]["median_us"] / uncached)
+        ratio, spread = _spread(ratios, ".2f")
+        rows.append(
+            [
+                "legacy",
+                "1",
+                "floor (direct)",
+                "",
+                format(statistics.median(f["floor"]["median_us"] for f, _ in legacy), ".0f"),
+                ratio,
+                spread,
+                "",
+            ]
+        )
+    headers = ["API", "rows", "backend", "uncached", "hit", "hit/uncached", "range", "miss/unc."]
+    return _rst(headers, rows)
+
+
+def targets(runs: list[dict[str, Any]]) -> str:
+    groups = _collect(runs, lambda r: r.get("targets", []), lambda r: (r["what"],))
+    rows = []
+    for (what,), records in groups.items():
+        fmt = records[0]["format"]
+        measured, spread = _spread([r["measured"] for r in records], fmt)
+        met = statistics.median(r["measured"] for r in records) <= records[0]["target"]
+        bound = records[0]["bound"]
+        rows.append(
+            [
+                what,
+                measured,
+                spread,
+                f"≤ {format(records[0]['target'], fmt)}",
+                "yes" if met else "no",
+                bound,
+            ]
+        )
+    return _rst(["target", "measured", "range", "target", "met", "bound (first run)"], rows)
+
+
+def entrances(runs: list[dict[str, Any]]) -> str:
+    groups = _collect(runs, lambda r: r.get("direct_vs_hook", []), lambda r: (r["rows"],))
+    rows = []
+    for (n,), records in groups.items():
+        ratio, spread = _spread([r["ratio_direct_hook"] for r in records], ".3f")
+        rows.append(
+            [
+                str(n),
+                format(statistics.median(r["direct"]["median_us"] for r in records), ".0f"),
+                format(statistics.median(r["hook"]["median_us"] for r in records), ".0f"),
+                ratio,
+                spread,
+            ]
+        )
+    return _rst(["rows", "direct", "hook", "direct/hook", "range"], rows)
+
+
+def raw_gets(runs: list[dict[str, Any]]) -> str:
+    groups = _collect(runs, lambda r: r.get("raw_gets", []), lambda r: (r["backend"], r["rows"]))
+    rows = []
+    for (backend, n), records in groups.items():
+        ratio, spread = _spread([r["ratio_added_raw_get"] for r in records], ".2f")
+        bound, _ = _spread([r["bound_ratio"] for r in records], ".2f")
+        med = lambda f, rs=records: format(statistics.median(f(r) for r in rs), ".0f")  # noqa: E731
+        rows.append(
+            [
+                backend,
+                str(n),
+                med(lambda r: r["entry_bytes"]),
+                med(lambda r: r["raw_get"]["median_us"]),
+                med(lambda r: r["decode"]["median_us"]),
+                med(lambda r: r["added_us"]),
+                ratio,
+                spread,
+                bound,
+            ]
+        )
+    headers = [
+        "backend",
+        "rows",
+        "bytes",
+        "raw GET",
+        "decode",
+        "added",
+        "added/GET",
+        "range",
+        "bound",
+    ]
+    return _rst(headers, rows)
+
+
+def clients(runs: list[dict[str, Any]]) -> str:
+    groups = _collect(runs, lambda r: r.get("clients", []), lambda r: (r["client"], r["rows"]))
+    rows = []
+    for (client, n), records in groups.items():
+        med = lambda f, rs=records: format(statistics.median(f(r) for r in rs), ".0f")  # noqa: E731
+        hit, spread = _spread([r["hit"]["median_us"] for r in records], ".0f")
+        rows.append([client, str(n), hit, spread, med(lambda r: r["raw_get"]["median_us"])])
+    return _rst(["client", "rows", "hit", "range", "raw GET"], rows)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    runs = [json.loads(Path(path).read_text(encoding="utf-8")) for path in argv]
+    for title, render in (
+        ("hits", hits),
+        ("targets", targets),
+        ("entrances", entrances),
+        ("raw GETs", raw_gets),
+        ("clients", clients),
+    ):
+        print(f".. {title}\n")
+        print(render(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
