@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]
         print("measuring the direct entrance, raw GETs and clients ...", file=sys.stderr)
         direct_vs_hook = entrances.direct_vs_hook(bench)
         legacy_floor = entrances.legacy_floor(bench)
-        raw_gets = entrances.raw_gets(bench, names_measured, query_cache)
+        raw_gets = entrances.raw_gets(bench, names_measured)
         client_figures = clients.run(bench)
         print("measuring derive_key, overhead ...", file=sys.stderr)
         derive_key = micro.derive_keys(bench)
@@ -180,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     except SetupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    report.write_json(results, args.json)  # first: a report that fails loses no figures
     print(report.render(results))
-    report.write_json(results, args.json)
     print(f"\nresults written to {args.json}")
     return 0
 
