@@ -93,9 +93,23 @@ def _build_and_key(session: Session) -> Any:
 
 
 def legacy_floor(bench: Bench) -> dict[str, Any]:
-    """Building a one-row legacy query and its structural key: a direct hit's floor."""
-    stats = measure(_build_and_key, bench.plan, bench.cached, Session.close)
-    return {"api": "legacy", "rows": 1, "floor": stats.as_dict()}
+    """Building a one-row legacy query and its structural key: a direct hit's floor,
+    measured alternately with the one-row legacy memory hit."""
+    option = FromCache("memory", "bench.legacy.1")  # measurement 1's entry
+    floor, hit = measure_pair(
+        _build_and_key,
+        lambda session: legacy_all(session, 1, option),
+        bench.plan,
+        bench.cached,
+        Session.close,
+    )
+    return {
+        "api": "legacy",
+        "rows": 1,
+        "floor": floor.as_dict(),
+        "hit": hit.as_dict(),
+        "ratio_hit_floor": round(hit.median_us / floor.median_us, 4),
+    }
 
 
 def _stored(bench: Bench, rows: int, option: FromCache) -> tuple[Any, str]:

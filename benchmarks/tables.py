@@ -80,12 +80,12 @@ def hits(runs: list[dict[str, Any]]) -> str:
     if legacy:
         ratios = []
         for floor, run in legacy:
-            uncached = next(
-                q["uncached"]["median_us"]
+            hit = next(
+                q["ratio_hit_uncached"]
                 for q in run["query_cache"]
-                if q["api"] == "legacy" and q["rows"] == 1
+                if q["api"] == "legacy" and q["rows"] == 1 and q["backend"] == "memory"
             )
-            ratios.append(floor["floor"]["median_us"] / uncached)
+            ratios.append(hit / floor["ratio_hit_floor"])
         ratio, spread = _spread(ratios, ".2f")
         rows.append(
             [

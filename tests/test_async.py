@@ -41,18 +41,27 @@ def async_engine_for(engine: Engine) -> AsyncEngine:
     return create_async_engine(engine.url.set(drivername="sqlite+aiosqlite"), poolclass=NullPool)
 
 
-@pytest.fixture
-def aengine(engine: Engine) -> Iterator[AsyncEngine]:
-    async_engine = async_engine_for(engine)
+def disposed(async_engine: AsyncEngine) -> Iterator[AsyncEngine]:
+    """Yield ``async_engine``; dispose of it afterwards (a fixture's body)."""
     yield async_engine
     asyncio.run(async_engine.dispose())
 
 
-@pytest.fixture
-def asql(aengine: AsyncEngine) -> Iterator[SQLCounter]:
-    counter = SQLCounter(aengine.sync_engine)
+def counting(async_engine: AsyncEngine) -> Iterator[SQLCounter]:
+    """Yield a counter of ``async_engine``'s statements (a fixture's body)."""
+    counter = SQLCounter(async_engine.sync_engine)
     yield counter
     counter.close()
+
+
+@pytest.fixture
+def aengine(engine: Engine) -> Iterator[AsyncEngine]:
+    yield from disposed(async_engine_for(engine))
+
+
+@pytest.fixture
+def asql(aengine: AsyncEngine) -> Iterator[SQLCounter]:
+    yield from counting(aengine)
 
 
 @pytest.fixture
@@ -254,8 +263,15 @@ def test_concurrent_tasks_missing_one_key_run_the_query_once(aengine, region_con
     wait for it with ``await`` (a blocking wait would stop the loop, and the
     query with it: server-lock backends then gave up after ``lock_wait``,
     each running the query; Beaker's per-thread locks let every task in)."""
+    ten_tasks_run_the_query_once(aengine, region_config, asql)
+
+
+def ten_tasks_run_the_query_once(
+    async_engine: AsyncEngine, region_config: dict[str, Any], counter: SQLCounter
+) -> None:
+    """Ten tasks of one loop missing one key send one SELECT, and ten hits none."""
     manager = CacheManager(cache_regions={"default": {**region_config, "lock_wait": 20}})
-    factory = async_sessionmaker(aengine)
+    factory = async_sessionmaker(async_engine)
     install(factory, manager)
 
     async def one() -> list[str]:
@@ -265,9 +281,9 @@ def test_concurrent_tasks_missing_one_key_run_the_query_once(aengine, region_con
     async def main() -> list[list[str]]:
         return await asyncio.gather(*(one() for _ in range(10)))
 
-    with asql.expect(1):
+    with counter.expect(1):
         assert asyncio.run(main()) == [EXPECTED] * 10
-    with asql.expect(0):
+    with counter.expect(0):
         assert asyncio.run(main()) == [EXPECTED] * 10
 
 

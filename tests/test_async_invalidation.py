@@ -19,21 +19,17 @@ import caching_query
 from caching_query import FromCache, NoCache, RelationshipCache, install
 from examples.model import Person
 from tests.conftest import SQLCounter
-from tests.test_async import async_engine_for
+from tests.test_async import async_engine_for, counting, disposed
 
 
 @pytest.fixture
 def aengine(writable_engine: Engine) -> Iterator[AsyncEngine]:
-    async_engine = async_engine_for(writable_engine)
-    yield async_engine
-    asyncio.run(async_engine.dispose())
+    yield from disposed(async_engine_for(writable_engine))
 
 
 @pytest.fixture
 def asql(aengine: AsyncEngine) -> Iterator[SQLCounter]:
-    counter = SQLCounter(aengine.sync_engine)
-    yield counter
-    counter.close()
+    yield from counting(aengine)
 
 
 def people(number: int):

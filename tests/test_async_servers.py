@@ -26,7 +26,13 @@ from examples import fixture_data
 from examples.model import Person
 from tests.conftest import SQLCounter
 from tests.servers import find_binary, memcached_process, redis_process
-from tests.test_async import EXPECTED, async_engine_for, by_range, names
+from tests.test_async import (
+    EXPECTED,
+    async_engine_for,
+    by_range,
+    names,
+    ten_tasks_run_the_query_once,
+)
 
 pytestmark = pytest.mark.server
 
@@ -116,21 +122,7 @@ async def _get(factory: async_sessionmaker[AsyncSession], number: int) -> str:
 def test_asyncpg_tasks_missing_one_key_run_the_query_once(
     pg_async, region_config, backend, pg_asql
 ):
-    manager = CacheManager(cache_regions={"default": {**region_config, "lock_wait": 20}})
-    factory = async_sessionmaker(pg_async)
-    install(factory, manager)
-
-    async def one() -> list[str]:
-        async with factory() as s:
-            return await names(s)
-
-    async def main() -> list[list[str]]:
-        return await asyncio.gather(*(one() for _ in range(10)))
-
-    with pg_asql.expect(1):
-        assert asyncio.run(main()) == [EXPECTED] * 10
-    with pg_asql.expect(0):
-        assert asyncio.run(main()) == [EXPECTED] * 10
+    ten_tasks_run_the_query_once(pg_async, region_config, pg_asql)
 
 
 def test_asyncpg_commit_invalidates(pg_async, cache_manager, pg_asql):
