@@ -1,7 +1,8 @@
 """Measurement 1: a query without the cache vs the same query as a cache hit.
 
-Each hit and each miss is measured alternately with the uncached query, so
-that the machine's drift moves both figures of a ratio alike.
+Each hit and each miss is measured in blocks alternating with blocks of the
+uncached query (``timing.measure_blocks``), so that the machine's drift
+moves both figures of a ratio alike.
 
 Every call gets a fresh session (empty identity map), as a web request
 would: otherwise a hit would merge into objects the session already holds
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from caching_query import FromCache
 
 from .environment import QUERIES, Bench, count_sql, invalidate
-from .timing import Stats, measure_pair
+from .timing import Stats, measure_blocks
 
 SIZES = (1, 100, 1000)
 APIS = ("legacy", "2.0")
@@ -46,7 +47,7 @@ def _hit(bench: Bench, backend: str, api: str, rows: int) -> tuple[Stats, Stats,
 
     with bench.cached() as session:
         call(session)  # the miss that stores the entry
-    uncached, stats = measure_pair(
+    uncached, stats = measure_blocks(
         _uncached_call(api, rows), call, bench.plan, bench.cached, Session.close
     )
     with bench.cached() as session, count_sql(bench.engine) as sent:
@@ -74,7 +75,7 @@ def _miss(bench: Bench, backend: str, api: str, rows: int) -> tuple[Stats, Stats
     def call(session: Session) -> Any:
         return query(session, rows, _option(backend, api, rows))
 
-    return measure_pair(
+    return measure_blocks(
         _uncached_call(api, rows), call, bench.plan, fresh_session_without_entry, Session.close
     )
 

@@ -27,7 +27,7 @@ from caching_query.internals import _beaker_internals
 from examples.model import Person
 
 from .environment import Bench, CachedSession, legacy_all
-from .timing import Stats, measure, measure_pair
+from .timing import Stats, measure, measure_blocks, measure_pair
 
 SIZES = (1, 100, 1000)
 SERVER_TYPES = ("ext:redis", "ext:rediscluster", "ext:memcached")
@@ -94,9 +94,9 @@ def _build_and_key(session: Session) -> Any:
 
 def legacy_floor(bench: Bench) -> dict[str, Any]:
     """Building a one-row legacy query and its structural key: a direct hit's floor,
-    measured alternately with the one-row legacy memory hit."""
+    measured in blocks alternating with the one-row legacy memory hit."""
     option = FromCache("memory", "bench.legacy.1")  # measurement 1's entry
-    floor, hit = measure_pair(
+    floor, hit = measure_blocks(
         _build_and_key,
         lambda session: legacy_all(session, 1, option),
         bench.plan,

@@ -23,7 +23,7 @@ from caching_query import FromCache
 from examples.model import Person
 
 from .environment import MEMORY_REGION, QUERIES, Bench
-from .timing import measure_pair
+from .timing import measure_blocks
 
 ROWS = 1
 
@@ -65,7 +65,7 @@ def run(bench: Bench, query_cache: list[dict[str, Any]]) -> list[dict[str, Any]]
                 for session in pair:
                     session.close()
 
-            stats, hit = measure_pair(
+            stats, hit = measure_blocks(
                 lambda pair, q=query: q(pair[0], ROWS),
                 lambda pair, q=query, o=option: q(pair[1], ROWS, o),
                 bench.plan,

@@ -187,6 +187,35 @@ def clients(runs: list[dict[str, Any]]) -> str:
     return _rst(["client", "rows", "hit", "range", "raw GET"], rows)
 
 
+def auto_invalidation(runs: list[dict[str, Any]]) -> str:
+    groups = _collect(
+        runs,
+        lambda r: (r.get("auto_invalidation") or {}).get("hits", []),
+        lambda r: (r["backend"], r["rows"]),
+    )
+    rows = []
+    for (backend, n), records in groups.items():
+        ratio, spread = _spread([r["ratio"] for r in records], ".3f")
+        rows.append([backend, str(n), ratio, spread])
+    return _rst(["backend", "rows", "with/without", "range"], rows)
+
+
+def operations(runs: list[dict[str, Any]]) -> str:
+    groups = _collect(
+        runs,
+        lambda r: (
+            (r.get("operations") or {}).get("statistics", [])
+            + (r.get("operations") or {}).get("signing", [])
+        ),
+        lambda r: (r["what"], r["rows"]),
+    )
+    rows = []
+    for (what, n), records in groups.items():
+        ratio, spread = _spread([r["ratio"] for r in records], ".3f")
+        rows.append([what, str(n), ratio, spread])
+    return _rst(["what", "rows", "with/without", "range"], rows)
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__, file=sys.stderr)
@@ -198,6 +227,8 @@ def main(argv: list[str]) -> int:
         ("entrances", entrances),
         ("raw GETs", raw_gets),
         ("clients", clients),
+        ("automatic invalidation", auto_invalidation),
+        ("statistics and signing", operations),
     ):
         print(f".. {title}\n")
         print(render(runs))

@@ -47,7 +47,8 @@ def _sqlite_targets(results: dict[str, Any]) -> list[Any]:
     legacy = _ratio(_hit(results, "legacy", 1))
     bound = ""
     if legacy_floor is not None and legacy is not None:
-        # floor/uncached from two alternate measurements: floor vs hit, hit vs uncached
+        # floor/uncached from two measurements in alternating blocks (floor and
+        # hit, hit and uncached)
         bound = (
             f"floor: building the query and its structural key = "
             f"{legacy / legacy_floor['ratio_hit_floor']:.3f} x uncached"
@@ -56,7 +57,7 @@ def _sqlite_targets(results: dict[str, Any]) -> list[Any]:
     if "ratio_hit_floor" in floors.get("2.0", {}):
         rows.append(
             _row(
-                "SQLite, 2.0, 1 row, hit / floor (measured alternately)",
+                "SQLite, 2.0, 1 row, hit / floor (alternating blocks)",
                 floors["2.0"]["ratio_hit_floor"],
                 1.3,
             )

@@ -130,3 +130,37 @@ def measure_pair(
         a.append(_time_once(first, setup, teardown))
         b.append(_time_once(second, setup, teardown))
     return _stats(a), _stats(b)
+
+
+BLOCKS = 6
+
+
+def measure_blocks(
+    first: Callable[[Any], object],
+    second: Callable[[Any], object],
+    plan: Plan,
+    setup: Callable[[], Any] = _nothing,
+    teardown: Callable[[Any], object] = _ignore,
+) -> tuple[Stats, Stats]:
+    """``measure`` two different calls in alternating blocks.
+
+    Each block repeats one call, so each figure is taken in its own steady
+    state (alternating call by call lets one leave the other its garbage,
+    its cold caches and its connection pool's work: a hit timed right
+    after a PostgreSQL query measured twice its cost); the blocks
+    alternate, so that drift in the machine's speed moves both alike.
+    """
+    for _ in range(max(plan.warmup, 1)):
+        _time_once(first, setup, teardown)
+        _time_once(second, setup, teardown)
+    estimate = max(_time_once(first, setup, teardown) + _time_once(second, setup, teardown), 2e-7)
+    reps = int(min(max(plan.budget / estimate, plan.min_reps), plan.max_reps))
+    per_block = max(reps // BLOCKS, 1)
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(BLOCKS):
+        for call, samples in ((first, a), (second, b)):
+            gc.collect()
+            _time_once(call, setup, teardown)  # the block's own warm-up
+            samples.extend(_time_once(call, setup, teardown) for _ in range(per_block))
+    return _stats(a), _stats(b)
