@@ -16,6 +16,8 @@ from typing import Any
 
 
 def _rst(headers: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "(no figures)\n"
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     rule = "  ".join("=" * w for w in widths)
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
@@ -76,7 +78,11 @@ def hits(runs: list[dict[str, Any]]) -> str:
                 "",
             ]
         )
-    legacy = [(r["legacy_floor"], r) for r in runs if r.get("legacy_floor")]
+    legacy = [
+        (r["legacy_floor"], r)
+        for r in runs
+        if r.get("legacy_floor") and any(q["backend"] == "memory" for q in r["query_cache"])
+    ]
     if legacy:
         ratios = []
         for floor, run in legacy:

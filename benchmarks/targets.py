@@ -44,7 +44,7 @@ def _ratio(record: Any, field: str = "ratio_hit_uncached") -> float | None:
 def _sqlite_targets(results: dict[str, Any]) -> list[Any]:
     floors = {f["api"]: f for f in results["hit_floor"]}
     legacy_floor = results.get("legacy_floor")
-    legacy = _ratio(_hit(results, "legacy", 1))
+    legacy = _ratio(_hit(results, "legacy", 1))  # None without a memory region
     bound = ""
     if legacy_floor is not None and legacy is not None:
         # floor/uncached from two measurements in alternating blocks (floor and
