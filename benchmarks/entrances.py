@@ -26,7 +26,7 @@ from caching_query.entries import records
 from caching_query.internals import _beaker_internals
 from examples.model import Person
 
-from .environment import Bench, CachedSession, legacy_all
+from .environment import Bench, CachedSession, close_pair, legacy_all, session_pairs
 from .timing import Stats, measure, measure_blocks, measure_pair
 
 SIZES = (1, 100, 1000)
@@ -53,19 +53,12 @@ def direct_vs_hook(bench: Bench) -> list[dict[str, Any]]:
         with bench.cached() as session:
             legacy_all(session, rows, _option(rows))
 
-        def sessions() -> tuple[Session, Session]:
-            return bench.cached(), hook()
-
-        def close(pair: tuple[Session, Session]) -> None:
-            for session in pair:
-                session.close()
-
         direct, hooked = measure_pair(
             lambda pair, n=rows: legacy_all(pair[0], n, _option(n)),
             lambda pair, n=rows: legacy_all(pair[1], n, _option(n)),
             bench.plan,
-            sessions,
-            close,
+            session_pairs(bench.cached, hook),
+            close_pair,
         )
         records.append(
             {

@@ -58,6 +58,19 @@ def make_bench(
     return Bench(engine, manager, cached, plain, plan, quick)
 
 
+def session_pairs(
+    first: Callable[[], Session], second: Callable[[], Session]
+) -> Callable[[], tuple[Session, Session]]:
+    """A setup for two calls measured together: a fresh session of each factory."""
+    return lambda: (first(), second())
+
+
+def close_pair(pair: tuple[Session, Session]) -> None:
+    """The teardown of ``session_pairs``."""
+    for session in pair:
+        session.close()
+
+
 # -- the queries measured: n people, by primary key order -------------------
 
 

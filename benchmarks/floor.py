@@ -22,7 +22,7 @@ from sqlalchemy.util import immutabledict
 from caching_query import FromCache
 from examples.model import Person
 
-from .environment import MEMORY_REGION, QUERIES, Bench
+from .environment import MEMORY_REGION, QUERIES, Bench, close_pair, session_pairs
 from .timing import measure_blocks
 
 ROWS = 1
@@ -58,19 +58,12 @@ def run(bench: Bench, query_cache: list[dict[str, Any]]) -> list[dict[str, Any]]
         for api, query in QUERIES.items():
             option = FromCache(MEMORY_REGION, f"bench.{api}.{ROWS}")  # measurement 1's entry
 
-            def sessions() -> tuple[Session, Session]:
-                return floor_sessions(), bench.cached()
-
-            def close(pair: tuple[Session, Session]) -> None:
-                for session in pair:
-                    session.close()
-
             stats, hit = measure_blocks(
                 lambda pair, q=query: q(pair[0], ROWS),
                 lambda pair, q=query, o=option: q(pair[1], ROWS, o),
                 bench.plan,
-                sessions,
-                close,
+                session_pairs(floor_sessions, bench.cached),
+                close_pair,
             )
             uncached = next(
                 r["uncached"]["median_us"]

@@ -27,7 +27,7 @@ from caching_query import regions
 from caching_query.invalidation import versions
 from examples.model import Person
 
-from .environment import Bench
+from .environment import Bench, close_pair, session_pairs
 from .timing import Stats, measure, measure_pair
 
 ROWS = (1, 100)
@@ -52,13 +52,7 @@ def _hits(bench: Bench, auto: sessionmaker[Any], backend: str, rows: int) -> tup
     """The same hit without and with versions checked, measured alternately."""
     off, on = f"inv.off.{rows}", f"inv.on.{rows}"
 
-    def sessions() -> tuple[Session, Session]:
-        return bench.cached(), auto()
-
-    def close(pair: tuple[Session, Session]) -> None:
-        for session in pair:
-            session.close()
-
+    sessions = session_pairs(bench.cached, auto)
     for session, namespace in zip(sessions(), (off, on), strict=True):
         session.scalars(_query(rows, backend, namespace)).all()  # the miss that stores it
         session.close()
@@ -67,7 +61,7 @@ def _hits(bench: Bench, auto: sessionmaker[Any], backend: str, rows: int) -> tup
         lambda pair: pair[1].scalars(_query(rows, backend, on)).all(),
         bench.plan,
         sessions,
-        close,
+        close_pair,
     )
 
 

@@ -108,6 +108,21 @@ def _stats(samples: list[float]) -> Stats:
     )
 
 
+def _warm_pair(
+    first: Callable[[Any], object],
+    second: Callable[[Any], object],
+    plan: Plan,
+    setup: Callable[[], Any],
+    teardown: Callable[[Any], object],
+) -> int:
+    """Warm both calls up; how many times to time each within the budget."""
+    for _ in range(max(plan.warmup, 1)):
+        _time_once(first, setup, teardown)
+        _time_once(second, setup, teardown)
+    estimate = max(_time_once(first, setup, teardown) + _time_once(second, setup, teardown), 2e-7)
+    return int(min(max(plan.budget / estimate, plan.min_reps), plan.max_reps))
+
+
 def measure_pair(
     first: Callable[[Any], object],
     second: Callable[[Any], object],
@@ -118,11 +133,7 @@ def measure_pair(
     """``measure`` two calls alternately, so that drift in the machine's speed
     (frequent on shared hardware) moves both figures alike and their ratio
     stays meaningful."""
-    for _ in range(max(plan.warmup, 1)):
-        _time_once(first, setup, teardown)
-        _time_once(second, setup, teardown)
-    estimate = max(_time_once(first, setup, teardown) + _time_once(second, setup, teardown), 2e-7)
-    reps = int(min(max(plan.budget / estimate, plan.min_reps), plan.max_reps))
+    reps = _warm_pair(first, second, plan, setup, teardown)
     gc.collect()
     a: list[float] = []
     b: list[float] = []
@@ -150,12 +161,7 @@ def measure_blocks(
     after a PostgreSQL query measured twice its cost); the blocks
     alternate, so that drift in the machine's speed moves both alike.
     """
-    for _ in range(max(plan.warmup, 1)):
-        _time_once(first, setup, teardown)
-        _time_once(second, setup, teardown)
-    estimate = max(_time_once(first, setup, teardown) + _time_once(second, setup, teardown), 2e-7)
-    reps = int(min(max(plan.budget / estimate, plan.min_reps), plan.max_reps))
-    per_block = max(reps // BLOCKS, 1)
+    per_block = max(_warm_pair(first, second, plan, setup, teardown) // BLOCKS, 1)
     a: list[float] = []
     b: list[float] = []
     for _ in range(BLOCKS):

@@ -10,7 +10,6 @@ Swap in the query class, mark the queries to cache::
 they affect, and ``cache_all(Session)`` caches every query that way.
 """
 
-from .core import install
 from .entries.entry import CacheEntry
 from .exc import (
     CacheOptionError,
@@ -19,6 +18,7 @@ from .exc import (
     UnknownRegionError,
 )
 from .handles import clear, invalidate
+from .installation import install
 from .invalidation import auto_invalidate, cache_all, invalidate_tables
 from .local_session import ScopedSessionNamespace
 from .operations.stats import NamespaceStatistics, reset_statistics, statistics

@@ -37,7 +37,6 @@ from .entries import objects, rows
 from .entries.entry import ROWS, CacheEntry
 from .exc import CacheOptionError, CachingQueryError
 from .installation import default_manager as _default_manager
-from .installation import ensure_installed, install
 from .internals import _sa_internals
 from .invalidation import switch, versions
 from .operations import stats
@@ -322,9 +321,7 @@ __all__ = [
     "BYPASS",
     "DECIDED",
     "HOOK",
-    "install",
     "serve",
-    "ensure_installed",
     "find_option",
     "execute_cached",
     "key_for",

@@ -169,22 +169,20 @@ def acquire_or_find(lock: Any, find: Callable[[], Any], where: tuple[str, str]) 
         if _sa_greenlet.in_bridge():  # held by another thread: poll, the loop runs meanwhile
             pause = _FIRST_POLL
             while not lock.acquire(False):
-                _pause(pause)
-                pause = min(pause * 2, _LONGEST_POLL)
+                pause = _pause(pause)
             return True, None
         lock.acquire()
         return True, None
     deadline = time.monotonic() + lock.wait
     pause = _FIRST_POLL
     while not lock.attempt():
-        _pause(pause)
+        pause = _pause(pause)
         found = find()
         if found is not None:
             return False, found
         if time.monotonic() >= deadline:
             _warn_waited(lock.wait, where)
             return False, None
-        pause = min(pause * 2, _LONGEST_POLL)
     return True, None
 
 
@@ -206,12 +204,14 @@ def _acquire_in_task(
     return held, found
 
 
-def _pause(seconds: float) -> None:
-    """Sleep; inside the bridge by awaiting, so that the event loop goes on."""
+def _pause(seconds: float) -> float:
+    """Sleep (inside the bridge by awaiting, so that the event loop goes on);
+    the next, longer pause of the backoff."""
     if _sa_greenlet.in_bridge():
         _sa_greenlet.wait(asyncio.sleep(seconds))
     else:
         time.sleep(seconds)
+    return min(seconds * 2, _LONGEST_POLL)
 
 
 def _warn_waited(seconds: float, where: tuple[str, str]) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from beaker.cache import Cache, CacheManager
 from sqlalchemy.orm import Query
 
-from . import core, direct, handles, regions, store
+from . import core, direct, handles, installation, regions, store
 from .entries import objects
 from .entries.entry import OBJECTS
 from .exc import CacheOptionError
@@ -42,7 +42,7 @@ class CachingQuery(DirectFetch, Query[_T]):
         super().__init__(entities, session)
         if session is not None:
             # early, so that flushes before the first cached query are seen
-            core.ensure_installed(session, type(self).cache_manager)
+            installation.ensure_installed(session, type(self).cache_manager)
 
     def _fetch_directly(self) -> Any:
         # a hit served before Session.execute runs (see ``direct``)
@@ -145,7 +145,7 @@ class CachingQuery(DirectFetch, Query[_T]):
             return self.all()
         # Objects of a throwaway session: detached once it closes.
         with type(self.session)(bind=self.session.connection(), autoflush=False) as private:
-            core.ensure_installed(private, type(self).cache_manager)
+            installation.ensure_installed(private, type(self).cache_manager)
             return self.with_session(private).all()
 
     def set_value(self, value: Sequence[Any]) -> None:

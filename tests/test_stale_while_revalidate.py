@@ -38,6 +38,24 @@ def region(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     health.reset()
 
 
+@pytest.fixture
+def manager(region: dict[str, Any]) -> CacheManager:
+    return CacheManager(cache_regions={"default": region})
+
+
+@pytest.fixture
+def Session(writable_engine: Any, manager: CacheManager) -> Any:  # noqa: N802
+    return sessionmaker(bind=writable_engine, query_cls=caching_query.query_callable(manager))
+
+
+@pytest.fixture
+def sql(writable_engine: Any) -> Any:
+    """Statements the writable database is sent (conftest's ``sql`` counts the read-only one)."""
+    counter = SQLCounter(writable_engine)
+    yield counter
+    counter.close()
+
+
 def _query(session: Any) -> Any:
     query = session.query(Person).filter(Person.id == 9)
     return query.options(FromCache("default", "swr"))
@@ -52,58 +70,40 @@ def _expire_and_lock(manager: CacheManager, session: Any) -> None:
     assert attempt()
 
 
-def test_the_old_entry_is_served_while_another_process_regenerates(region, writable_engine):
-    manager = CacheManager(cache_regions={"default": region})
-    Session = sessionmaker(bind=writable_engine, query_cls=caching_query.query_callable(manager))  # noqa: N806
-    sql = SQLCounter(writable_engine)
-    try:
-        with Session() as s, sql.expect(1):
-            assert _query(s).one().name == "person 09"
-        with Session() as s:
-            _expire_and_lock(manager, s)
-        caching_query.reset_statistics()
-        with Session() as s, sql.expect(0):
-            assert _query(s).one().name == "person 09"
-        assert caching_query.statistics()[("default", "swr")].stale_served == 1
-    finally:
-        sql.close()
+def test_the_old_entry_is_served_while_another_process_regenerates(manager, Session, sql):
+    with Session() as s, sql.expect(1):
+        assert _query(s).one().name == "person 09"
+    with Session() as s:
+        _expire_and_lock(manager, s)
+    caching_query.reset_statistics()
+    with Session() as s, sql.expect(0):
+        assert _query(s).one().name == "person 09"
+    assert caching_query.statistics()[("default", "swr")].stale_served == 1
 
 
-def test_never_past_an_explicit_invalidation_or_clear(region, writable_engine):
-    manager = CacheManager(cache_regions={"default": region})
-    Session = sessionmaker(bind=writable_engine, query_cls=caching_query.query_callable(manager))  # noqa: N806
-    sql = SQLCounter(writable_engine)
-    try:
-        with Session() as s, sql.expect(1):
-            assert _query(s).one().name == "person 09"
-        with writable_engine.begin() as conn:
-            conn.execute(update(Person).where(Person.id == 9).values(name="new nine"))
-        caching_query.clear("default", "swr", cache_manager=manager)
-        with Session() as s:
-            _expire_and_lock(manager, s)
-        with Session() as s, sql.expect(1):  # waits lock_wait, then runs it itself
-            assert _query(s).one().name == "new nine"
-    finally:
-        sql.close()
+def test_never_past_an_explicit_invalidation_or_clear(manager, Session, sql, writable_engine):
+    with Session() as s, sql.expect(1):
+        assert _query(s).one().name == "person 09"
+    with writable_engine.begin() as conn:
+        conn.execute(update(Person).where(Person.id == 9).values(name="new nine"))
+    caching_query.clear("default", "swr", cache_manager=manager)
+    with Session() as s:
+        _expire_and_lock(manager, s)
+    with Session() as s, sql.expect(1):  # waits lock_wait, then runs it itself
+        assert _query(s).one().name == "new nine"
 
 
-def test_never_past_an_automatic_invalidation(region, writable_engine):
-    manager = CacheManager(cache_regions={"default": region})
-    Session = sessionmaker(bind=writable_engine, query_cls=caching_query.query_callable(manager))  # noqa: N806
+def test_never_past_an_automatic_invalidation(manager, Session, sql):
     caching_query.auto_invalidate(Session, manager)
-    sql = SQLCounter(writable_engine)
-    try:
-        with Session() as s, sql.expect(1):
-            assert _query(s).one().name == "person 09"
-        with Session() as s:
-            s.execute(update(Person).where(Person.id == 9).values(name="nine, renamed"))
-            s.commit()
-        with Session() as s:
-            _expire_and_lock(manager, s)
-        with Session() as s, sql.expect(1):
-            assert _query(s).one().name == "nine, renamed"
-    finally:
-        sql.close()
+    with Session() as s, sql.expect(1):
+        assert _query(s).one().name == "person 09"
+    with Session() as s:
+        s.execute(update(Person).where(Person.id == 9).values(name="nine, renamed"))
+        s.commit()
+    with Session() as s:
+        _expire_and_lock(manager, s)
+    with Session() as s, sql.expect(1):
+        assert _query(s).one().name == "nine, renamed"
 
 
 def test_off_by_default_and_checked(tmp_path):
