@@ -28,6 +28,7 @@ from . import (
     entrances,
     floor,
     invalidation,
+    least_hit,
     micro,
     operations,
     report,
@@ -121,6 +122,8 @@ def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]
         query_cache = cache_hits.run(bench, names_measured)
         print("measuring the floor of a one-row hit ...", file=sys.stderr)
         hit_floor = floor.run(bench, query_cache)
+        print("measuring the least hit and the file read ...", file=sys.stderr)
+        least = least_hit.run(bench, names_measured)
         print("measuring the direct entrance, raw GETs and clients ...", file=sys.stderr)
         direct_vs_hook = entrances.direct_vs_hook(bench)
         legacy_floor = entrances.legacy_floor(bench)
@@ -151,6 +154,7 @@ def run(args: argparse.Namespace, tmp: Path, running: Servers) -> dict[str, Any]
         "meta": report.meta(options),
         "query_cache": query_cache,
         "hit_floor": hit_floor,
+        "least_hit": least,
         "direct_vs_hook": direct_vs_hook,
         "legacy_floor": legacy_floor,
         "raw_gets": raw_gets,

@@ -109,6 +109,16 @@ def hits(runs: list[dict[str, Any]]) -> str:
     return _rst(headers, rows)
 
 
+def _bound_stops(records: list[dict[str, Any]], met: bool) -> str:
+    """Whether the median of the runs' measured bounds is above the target."""
+    if met:
+        return ""
+    values = [r["bound_value"] for r in records if r.get("bound_value") is not None]
+    if not values:
+        return "no bound"
+    return "yes" if statistics.median(values) > records[0]["target"] else "no"
+
+
 def targets(runs: list[dict[str, Any]]) -> str:
     groups = _collect(runs, lambda r: r.get("targets", []), lambda r: (r["what"],))
     rows = []
@@ -116,7 +126,11 @@ def targets(runs: list[dict[str, Any]]) -> str:
         fmt = records[0]["format"]
         measured, spread = _spread([r["measured"] for r in records], fmt)
         met = statistics.median(r["measured"] for r in records) <= records[0]["target"]
-        bound = records[0]["bound"]
+        values = [r["bound_value"] for r in records if r.get("bound_value") is not None]
+        bound = ""
+        if values:
+            median, bound_spread = _spread(values, fmt)
+            bound = median if bound_spread == "—" else f"{median} ({bound_spread})"
         rows.append(
             [
                 what,
@@ -125,9 +139,11 @@ def targets(runs: list[dict[str, Any]]) -> str:
                 f"≤ {format(records[0]['target'], fmt)}",
                 "yes" if met else "no",
                 bound,
+                _bound_stops(records, met),
             ]
         )
-    return _rst(["target", "measured", "range", "target", "met", "bound (first run)"], rows)
+    headers = ["target", "measured", "range", "target", "met", "bound", "bound stops it"]
+    return _rst(headers, rows)
 
 
 def entrances(runs: list[dict[str, Any]]) -> str:

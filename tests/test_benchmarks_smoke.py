@@ -30,6 +30,7 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
         "meta",
         "query_cache",
         "hit_floor",
+        "least_hit",
         "derive_key",
         "caching_query_overhead",
         "concurrency",
@@ -57,10 +58,17 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     assert operating["signing"] == []  # memory only: nothing is signed
     assert [e["rows"] for e in results["direct_vs_hook"]] == [1, 100, 1000]
     assert results["legacy_floor"]["floor"]["median_us"] > 0
+    least = results["least_hit"]
+    assert [(h["api"], h["rows"]) for h in least["hits"]] == [
+        (api, rows) for api in ("legacy", "2.0") for rows in (1, 100, 1000)
+    ]
+    assert all(h["ratio_hit_least"] > 0 for h in least["hits"])
+    assert least["file_reads"] == []  # memory only
     assert results["raw_gets"] == results["clients"] == []  # no server backend
     targets = {t["what"]: t for t in results["targets"]}
     assert "SQLite, legacy, 1 row, hit/uncached" in targets
     assert all(isinstance(t["met"], bool) for t in targets.values())
+    assert targets["SQLite, legacy, 100 rows"]["bound_value"] > 0  # the least hit's bound
     assert "11. Targets" in done.stdout
 
 

@@ -1,0 +1,114 @@
+"""Measurement 12: the least a correct hit can cost, and what the file backend adds to it.
+
+The floor (measurement 6) makes reading the cache and building the result
+free: its hook hands back objects loaded once, beforehand. No correct hit
+can do that: it must return new objects attached to the caller's session,
+never the cached ones. This figure is the floor with that work put back:
+
+* a session whose only hook derives the statement's key (SQLAlchemy's
+  structural key, rendered with the bound values into the string a
+  backend is asked for: any hit found by a derived key needs it) and
+  replays an entry read from the memory region beforehand into the
+  caller's session, through the library's own replay (``core.replay``: the
+  fast loader, or SQLAlchemy's);
+* left out: finding the option, the region and the entry, and every check
+  (expiry, generation, uncommitted changes, outage, statistics).
+
+It is measured in blocks alternating with the memory hit, per API and
+size, so ``hit / least`` is what the library's own work adds, and
+``least / uncached`` (from the two alternating ratios) is the bound a
+hit/uncached target meets. For the file region, one read of the entry
+through Beaker's file namespace (its lock, opening the file and
+unpickling it) is timed too: a file hit cannot cost less than the least
+hit plus that read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from caching_query import FromCache, core, handles, keys
+from caching_query.internals import _beaker_internals
+from examples.model import Person
+
+from .environment import QUERIES, Bench, close_pair, session_pairs
+from .timing import measure, measure_blocks
+
+SIZES = (1, 100, 1000)
+
+
+class LeastHitSession(Session):
+    """Sessions whose hook replays an entry read beforehand (no lookup, no checks)."""
+
+
+def _stored(bench: Bench, api: str, rows: int, option: FromCache) -> tuple[Any, str]:
+    """The cache and key of the ``api`` query for ``rows`` people, its entry stored."""
+    with bench.cached() as session:
+        QUERIES[api](session, rows, option)
+        if api == "legacy":
+            query = session.query(Person).filter(Person.id <= rows).order_by(Person.id)
+            return query.options(option).cache_and_key()  # type: ignore[attr-defined,no-any-return]
+        statement = select(Person).where(Person.id <= rows).order_by(Person.id).options(option)
+        return handles.cache_and_key(session, statement, option)
+
+
+def _replaying(entry: Any) -> Any:
+    def answer(state: ORMExecuteState) -> Any:
+        keys.derive_execution_key(state.statement, state.parameters, state.load_options)
+        return core.replay(state, entry)
+
+    return answer
+
+
+def _least_vs_hit(bench: Bench, api: str, rows: int) -> dict[str, Any]:
+    option = FromCache("memory", f"bench.{api}.{rows}")  # measurement 1's entry
+    cache, key = _stored(bench, api, rows, option)
+    hook = _replaying(cache.get(key))
+    least_sessions = sessionmaker(bind=bench.engine, class_=LeastHitSession)
+    event.listen(LeastHitSession, "do_orm_execute", hook)
+    query = QUERIES[api]
+    try:
+        with least_sessions() as session:
+            returned = len(query(session, rows, option))
+        if returned != rows:
+            raise RuntimeError(f"the least hit returned {returned} rows, not {rows}")
+        least, hit = measure_blocks(
+            lambda pair: query(pair[0], rows, option),
+            lambda pair: query(pair[1], rows, option),
+            bench.plan,
+            session_pairs(least_sessions, bench.cached),
+            close_pair,
+        )
+    finally:
+        event.remove(LeastHitSession, "do_orm_execute", hook)
+    return {
+        "api": api,
+        "rows": rows,
+        "least": least.as_dict(),
+        "hit": hit.as_dict(),
+        "ratio_hit_least": round(hit.median_us / least.median_us, 4),
+    }
+
+
+def _file_read(bench: Bench, backend: str) -> dict[str, Any]:
+    """One read of the one-row legacy entry through Beaker's file namespace."""
+    option = FromCache(backend, "bench.legacy.1")  # measurement 1's entry
+    cache, key = _stored(bench, "legacy", 1, option)
+    namespace, stored_key = cache.namespace, keys.backend_key(key)
+    stats = measure(lambda _: _beaker_internals.read_records(namespace, [stored_key]), bench.plan)
+    return {"backend": backend, "rows": 1, "read": stats.as_dict()}
+
+
+def run(bench: Bench, backends: list[str]) -> dict[str, Any]:
+    """Per API and size the least hit against the memory hit; the file read per file region."""
+    return {
+        "hits": [_least_vs_hit(bench, api, rows) for api in QUERIES for rows in SIZES],
+        "file_reads": [
+            _file_read(bench, backend)
+            for backend in backends
+            if bench.manager.regions[backend]["type"] == "file"
+        ],
+    }
