@@ -133,10 +133,12 @@ def _decode_stats(bench: Bench, rows: int, option: FromCache) -> Stats:
 def _in_context(bench: Bench, backend: str, rows: int) -> tuple[float, float]:
     """What a hit on ``backend`` adds to a memory hit, and what one raw GET adds to it.
 
-    Both are differences of calls measured alternately with the memory hit
-    alone, so the GET is timed where a hit does it: after a request's worth
-    of work, with the server idle meanwhile, not in a tight loop that keeps
-    both ends of the connection hot.
+    Both are differences of calls measured in blocks alternating with blocks
+    of the memory hit alone (``timing.measure_blocks``), so the GET is timed
+    where a hit does it: after a request's worth of work, with the server
+    idle meanwhile, not in a tight loop that keeps both ends of the
+    connection hot. Blocks, as for every other ratio of the targets: each
+    call is timed in its own steady state, not after the other's leftovers.
     """
     memory, server = (
         FromCache("memory", f"bench.legacy.{rows}"),
@@ -155,10 +157,12 @@ def _in_context(bench: Bench, backend: str, rows: int) -> tuple[float, float]:
     def server_hit(session: Session) -> Any:
         return legacy_all(session, rows, server)
 
-    alone, with_get = measure_pair(
+    alone, with_get = measure_blocks(
         memory_hit, memory_hit_and_get, bench.plan, bench.cached, Session.close
     )
-    base, on_server = measure_pair(memory_hit, server_hit, bench.plan, bench.cached, Session.close)
+    base, on_server = measure_blocks(
+        memory_hit, server_hit, bench.plan, bench.cached, Session.close
+    )
     return on_server.median_us - base.median_us, with_get.median_us - alone.median_us
 
 

@@ -63,12 +63,17 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
         (api, rows) for api in ("legacy", "2.0") for rows in (1, 100, 1000)
     ]
     assert all(h["ratio_hit_least"] > 0 for h in least["hits"])
+    assert [(m["api"], m["rows"]) for m in least["misses"]] == [
+        ("2.0", rows) for rows in (1, 100, 1000)
+    ]
+    assert all(m["ratio_miss_least"] > 0 for m in least["misses"])
     assert least["file_reads"] == []  # memory only
     assert results["raw_gets"] == results["clients"] == []  # no server backend
     targets = {t["what"]: t for t in results["targets"]}
     assert "SQLite, legacy, 1 row, hit/uncached" in targets
     assert all(isinstance(t["met"], bool) for t in targets.values())
     assert targets["SQLite, legacy, 100 rows"]["bound_value"] > 0  # the least hit's bound
+    assert targets["miss/uncached, 2.0, 1 rows"]["bound_value"] > 0  # the least miss's
     assert "11. Targets" in done.stdout
 
 
