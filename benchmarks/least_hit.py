@@ -1,4 +1,4 @@
-"""Measurement 12: the least a correct hit or miss can cost, and what the file backend adds.
+"""Measurement 10b: the least a correct hit or miss can cost, and what the file backend adds.
 
 The floor (measurement 6) makes reading the cache and building the result
 free: its hook hands back objects loaded once, beforehand. No correct hit

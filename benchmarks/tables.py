@@ -199,6 +199,32 @@ def raw_gets(runs: list[dict[str, Any]]) -> str:
     return _rst(headers, rows)
 
 
+def least(runs: list[dict[str, Any]]) -> str:
+    """The least hit and miss against the library's, per API and size."""
+    rows = []
+    for kind, field in (("hits", "hit"), ("misses", "miss")):
+        groups = _collect(
+            runs,
+            lambda r, kind=kind: (r.get("least_hit") or {}).get(kind, []),
+            lambda r: (r["api"], r["rows"]),
+        )
+        for (api, n), records in groups.items():
+            ratio, spread = _spread([r[f"ratio_{field}_least"] for r in records], ".3f")
+            med = lambda f, rs=records: format(statistics.median(f(r) for r in rs), ".0f")  # noqa: E731
+            rows.append(
+                [
+                    field,
+                    api,
+                    str(n),
+                    med(lambda r: r["least"]["median_us"]),
+                    med(lambda r, field=field: r[field]["median_us"]),
+                    ratio,
+                    spread,
+                ]
+            )
+    return _rst(["what", "API", "rows", "least", "library", "library/least", "range"], rows)
+
+
 def clients(runs: list[dict[str, Any]]) -> str:
     groups = _collect(runs, lambda r: r.get("clients", []), lambda r: (r["client"], r["rows"]))
     rows = []
@@ -247,6 +273,7 @@ def main(argv: list[str]) -> int:
         ("hits", hits),
         ("targets", targets),
         ("entrances", entrances),
+        ("least hit and miss", least),
         ("raw GETs", raw_gets),
         ("clients", clients),
         ("automatic invalidation", auto_invalidation),

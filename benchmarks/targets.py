@@ -240,7 +240,7 @@ def _stopped(target: dict[str, Any]) -> str:
 
 
 def render(results: dict[str, Any]) -> str:
-    """Sections 9 to 11: the entrances, the clients and the targets."""
+    """Sections 9 to 11: the entrances, the clients, the least hit and miss, the targets."""
     parts: list[str] = []
     entrances = results.get("direct_vs_hook")
     if entrances:
@@ -303,6 +303,31 @@ def render(results: dict[str, Any]) -> str:
             "10. Clients: a legacy hit and one raw GET of its entry",
             _table(["client", "rows", "bytes", "hit", "raw GET"], rows),
         ]
+    least = results.get("least_hit") or {}
+    least_rows = [
+        [
+            kind,
+            r["api"],
+            str(r["rows"]),
+            _us(r["least"]["median_us"]),
+            _us(r[kind]["median_us"]),
+            f"{r[f'ratio_{kind}_least']:.3f}",
+        ]
+        for kind, records in (("hit", least.get("hits", [])), ("miss", least.get("misses", [])))
+        for r in records
+    ]
+    if least_rows:
+        reads = ", ".join(
+            f"{r['backend']} {_us(r['read']['median_us'])} µs" for r in least.get("file_reads", [])
+        )
+        parts += [
+            "",
+            "10b. The least hit (floor + key + building the objects) and the least miss",
+            "     (key, one look, the query captured, one write), against the memory hit and miss",
+            _table(["", "api", "rows", "least", "library", "library/least"], least_rows),
+        ]
+        if reads:
+            parts.append(f"One read through Beaker's file namespace (1-row entry): {reads}")
     rows = [
         [
             t["what"],

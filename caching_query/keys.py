@@ -237,6 +237,11 @@ def _anonymous_stem(name: str) -> str:
     return name
 
 
+# "l<n>[": the opening of a rendered list of n items, for the common lengths
+_LIST_OPENINGS = tuple(f"l{n}[" for n in range(64))
+_blake2b = hashlib.blake2b
+
+
 def derive_key(
     statement: ClauseElement | Executable,
     parameters: Mapping[str, Any] | None = None,
@@ -257,7 +262,8 @@ def derive_key(
         )
     binds = cache_key.bindparams
     # Rendered as the list [value, ..., extra, discriminators] would be.
-    out = [f"l{len(binds) + 2}["]
+    count = len(binds) + 2
+    out = [_LIST_OPENINGS[count] if count < len(_LIST_OPENINGS) else f"l{count}["]
     if parameters:
         params = dict(parameters)
         for bind in binds:
@@ -273,10 +279,9 @@ def derive_key(
         out.append("l0[]")
     out.append(_DISCRIMINATOR_TOKENS.get(discriminators) or _render(discriminators))
     out.append("]")
-    digest = hashlib.blake2b(
-        _structure_digest(cache_key.key) + "".join(out).encode("utf-8", "surrogatepass"),
-        digest_size=20,
-    )
+    structure = cache_key.key
+    prefix = _structure_digests.get(structure) or _structure_digest(structure)
+    digest = _blake2b(prefix + "".join(out).encode("utf-8", "surrogatepass"), digest_size=20)
     return _DERIVED_PREFIX + digest.hexdigest()
 
 

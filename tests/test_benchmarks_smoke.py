@@ -74,6 +74,7 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     assert all(isinstance(t["met"], bool) for t in targets.values())
     assert targets["SQLite, legacy, 100 rows"]["bound_value"] > 0  # the least hit's bound
     assert targets["miss/uncached, 2.0, 1 rows"]["bound_value"] > 0  # the least miss's
+    assert "10b. The least hit" in done.stdout
     assert "11. Targets" in done.stdout
 
 
