@@ -77,34 +77,54 @@ def _replaying(entry: Any) -> Any:
     return answer
 
 
-def _least_vs_hit(bench: Bench, api: str, rows: int) -> dict[str, Any]:
+def _against(
+    bench: Bench,
+    session_class: type[Session],
+    hook: Any,
+    api: str,
+    rows: int,
+    pair: Any,
+    what: str,
+) -> dict[str, Any]:
+    """The least ``what`` (hit or miss) of ``session_class`` with ``hook`` against the
+    library's, in alternating blocks; ``pair`` makes one session of each."""
     option = FromCache("memory", f"bench.{api}.{rows}")  # measurement 1's entry
-    cache, key = _stored(bench, api, rows, option)
-    hook = _replaying(cache.get(key))
-    least_sessions = sessionmaker(bind=bench.engine, class_=LeastHitSession)
-    event.listen(LeastHitSession, "do_orm_execute", hook)
     query = QUERIES[api]
+    event.listen(session_class, "do_orm_execute", hook)
     try:
-        with least_sessions() as session:
-            returned = len(query(session, rows, option))
-        if returned != rows:
-            raise RuntimeError(f"the least hit returned {returned} rows, not {rows}")
-        least, hit = measure_blocks(
-            lambda pair: query(pair[0], rows, option),
-            lambda pair: query(pair[1], rows, option),
+        least, library = measure_blocks(
+            lambda sessions: query(sessions[0], rows, option),
+            lambda sessions: query(sessions[1], rows, option),
             bench.plan,
-            session_pairs(least_sessions, bench.cached),
+            pair,
             close_pair,
         )
     finally:
-        event.remove(LeastHitSession, "do_orm_execute", hook)
+        event.remove(session_class, "do_orm_execute", hook)
     return {
         "api": api,
         "rows": rows,
         "least": least.as_dict(),
-        "hit": hit.as_dict(),
-        "ratio_hit_least": round(hit.median_us / least.median_us, 4),
+        what: library.as_dict(),
+        f"ratio_{what}_least": round(library.median_us / least.median_us, 4),
     }
+
+
+def _least_vs_hit(bench: Bench, api: str, rows: int) -> dict[str, Any]:
+    option = FromCache("memory", f"bench.{api}.{rows}")
+    cache, key = _stored(bench, api, rows, option)
+    least_sessions = sessionmaker(bind=bench.engine, class_=LeastHitSession)
+    hook = _replaying(cache.get(key))
+    event.listen(LeastHitSession, "do_orm_execute", hook)
+    try:
+        with least_sessions() as session:
+            returned = len(QUERIES[api](session, rows, option))
+    finally:
+        event.remove(LeastHitSession, "do_orm_execute", hook)
+    if returned != rows:
+        raise RuntimeError(f"the least hit returned {returned} rows, not {rows}")
+    pair = session_pairs(least_sessions, bench.cached)
+    return _against(bench, LeastHitSession, hook, api, rows, pair, "hit")
 
 
 def _storing(cache: Any) -> Any:
@@ -123,35 +143,17 @@ def _storing(cache: Any) -> Any:
 
 
 def _least_vs_miss(bench: Bench, api: str, rows: int) -> dict[str, Any]:
-    option = FromCache("memory", f"bench.{api}.{rows}")  # measurement 1's entry
+    option = FromCache("memory", f"bench.{api}.{rows}")
     # written elsewhere: the miss must not find what the least miss stores
     hook = _storing(FromCache("memory", "least.miss").cache(bench.manager))
     least_sessions = sessionmaker(bind=bench.engine, class_=LeastMissSession)
-    event.listen(LeastMissSession, "do_orm_execute", hook)
-    query = QUERIES[api]
 
     def pair() -> tuple[Session, Session]:
         session = bench.cached()
         invalidate(session, api, rows, option)
         return least_sessions(), session
 
-    try:
-        least, miss = measure_blocks(
-            lambda pair: query(pair[0], rows, option),
-            lambda pair: query(pair[1], rows, option),
-            bench.plan,
-            pair,
-            close_pair,
-        )
-    finally:
-        event.remove(LeastMissSession, "do_orm_execute", hook)
-    return {
-        "api": api,
-        "rows": rows,
-        "least": least.as_dict(),
-        "miss": miss.as_dict(),
-        "ratio_miss_least": round(miss.median_us / least.median_us, 4),
-    }
+    return _against(bench, LeastMissSession, hook, api, rows, pair, "miss")
 
 
 def _file_read(bench: Bench, backend: str) -> dict[str, Any]:

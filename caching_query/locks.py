@@ -33,11 +33,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from beaker.cache import Cache
-from beaker.synchronization import NameLock, null_synchronizer
+from beaker.synchronization import null_synchronizer
 
 from .exc import CacheOptionError
 from .internals import _beaker_internals, _sa_greenlet
 from .keys import backend_key
+from .name_locks import NameLock
 from .task_locks import TaskLock, name_for
 
 log = logging.getLogger("caching_query")
@@ -128,10 +129,14 @@ def _region_lock(cache: Cache, key: str) -> Any:
     held_in_server = _beaker_internals.server_lock(cache.namespace, backend_key(key), settings.ttl)
     if held_in_server is not None:
         return ServerLock(*held_in_server, wait=settings.wait)
-    lock = cache.namespace.get_creation_lock(backend_key(key))
+    namespace = cache.namespace
+    if _beaker_internals.memory_records(namespace) is not None:
+        # Beaker's own is a NameLock built anew by every miss (see name_locks)
+        return NameLock(f"caching_query/memory/{cache.namespace_name}/{key}")
+    lock = namespace.get_creation_lock(backend_key(key))
     if isinstance(lock, null_synchronizer):
         # No lock_dir configured: still one creator per key in this process.
-        return NameLock(identifier=f"caching_query/{cache.namespace_name}/{key}")
+        return NameLock(f"caching_query/{cache.namespace_name}/{key}")
     return lock
 
 
