@@ -35,11 +35,14 @@ def _row(
     if measured is None:
         return None
     value, text = bound
+    if measured < 0:
+        # a difference of two medians that came out negative: below the noise
+        value, text = None, "measured below the noise (a negative difference)"
     return {
         "what": what,
         "measured": round(measured, 4),
         "target": target,
-        "met": measured <= target,
+        "met": 0 <= measured <= target,
         "bound": text,
         "bound_value": None if value is None else round(value, 4),
         # a target below the least value measured cannot hold on this machine
