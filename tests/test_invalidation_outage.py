@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
+import threading
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -22,10 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import caching_query
-from caching_query import FromCache, health
-from caching_query.invalidation import publish
+from caching_query import FromCache, health, regions
+from caching_query.invalidation import publish, versions
 from examples.blog import User
 from tests.conftest import SQLCounter
+from tests.servers import find_binary, redis_process
 
 pytestmark = pytest.mark.server
 
@@ -80,3 +84,64 @@ def test_commit_while_redis_is_frozen(redis_server, blog_engine, monkeypatch, ca
         sql.close()
         publish.forget()
         health.reset()
+
+
+def test_a_retry_in_flight_still_owes_the_publication(blog_engine, monkeypatch):
+    """Between the retry taking up the missed tables and its write landing,
+    the entry is as stale as before: it must still be bypassed.
+
+    A private Redis saves its data (the entry, the old versions), is killed,
+    misses a commit's publication, and comes back with what it saved: as a
+    promoted replica would. The retry's write is held until a reader has
+    been served."""
+    server = redis_process(find_binary("redis-server", "redis-server"), "redis-retry")
+    server.start()
+    monkeypatch.setattr(health, "retry_seconds", 0.3)
+    health.reset()
+    manager = CacheManager(cache_regions={"default": {"type": "ext:redis", "url": server.url}})
+    Reader = sessionmaker(bind=blog_engine)  # noqa: N806
+    caching_query.auto_invalidate(Reader, manager)
+    cache = regions.get_cache("default", "outage", manager)
+    writing, go = threading.Event(), threading.Event()
+    real_write = versions.write
+
+    def write_when_told(target: Any, tokens: Any) -> Any:
+        writing.set()
+        go.wait(10)
+        return real_write(target, tokens)
+
+    sql = SQLCounter(blog_engine)
+    try:
+        assert name_of_2(Reader) == "bob"
+        with sql.expect(0):
+            assert name_of_2(Reader) == "bob"
+        with redis.Redis.from_url(server.url) as client:
+            client.save()
+        server.stop(signal.SIGKILL)
+        with Session(blog_engine) as writer:
+            writer.get(User, 2).name = "robert"
+            writer.commit()
+        assert publish.owed()
+        monkeypatch.setattr(versions, "write", write_when_told)
+        server.start()  # back with the saved entry and the old versions
+        assert writing.wait(10), "the retry never tried to publish"
+        try:
+            assert health.available(cache)  # only the owed publication keeps it out
+            with sql.expect(1):
+                assert name_of_2(Reader) == "robert"
+            assert publish.owed()
+        finally:
+            go.set()
+        deadline = time.monotonic() + 10
+        while publish.owed() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not publish.owed()
+        with sql.expect(1):  # the old entry, under the old versions, is not served
+            assert name_of_2(Reader) == "robert"
+        with sql.expect(0):
+            assert name_of_2(Reader) == "robert"
+    finally:
+        go.set()
+        sql.close()
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)

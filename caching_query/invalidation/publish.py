@@ -131,8 +131,10 @@ def publish(tables: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def _publish_to(backend: tuple[str, str], cache: Cache, tables: set[str]) -> bool:
+    # What is owed stays owed until a write of it has succeeded: while it is
+    # owed, this process serves nothing from the backend (``is_current``).
     with _lock:
-        owed = _unpublished.pop(backend, None)
+        owed = _unpublished.get(backend)
     if owed is not None:
         tables = tables | owed[1]
     if health.available(cache):
@@ -142,6 +144,7 @@ def _publish_to(backend: tuple[str, str], cache: Cache, tables: set[str]) -> boo
             health.failed(cache, error)
         else:
             health.succeeded(cache)
+            _settle(backend, tables)
             return True
     # down: owe it the tables, and retry in the background
     with _lock:
@@ -149,6 +152,19 @@ def _publish_to(backend: tuple[str, str], cache: Cache, tables: set[str]) -> boo
         _unpublished[backend] = (cache, tables | owed[1] if owed is not None else set(tables))
     _schedule_retry()
     return False
+
+
+def _settle(backend: tuple[str, str], published: set[str]) -> None:
+    """Forget what a write published; tables owed since stay owed."""
+    with _lock:
+        owed = _unpublished.get(backend)
+        if owed is None:
+            return
+        rest = owed[1] - published
+        if rest:
+            _unpublished[backend] = (owed[0], rest)
+        else:
+            del _unpublished[backend]
 
 
 def owed() -> list[tuple[str, str]]:
@@ -176,8 +192,7 @@ def retry() -> None:
     """Publish what earlier commits could not; schedules itself again while that fails."""
     global _timer
     with _lock:
-        pending = dict(_unpublished)
-        _unpublished.clear()
+        pending = dict(_unpublished)  # still owed while the retry writes it
         _timer = None
     for backend, (cache, tables) in pending.items():
         _publish_to(backend, cache, tables)
