@@ -63,6 +63,19 @@ def test_a_failed_attempt_leaves_nothing_behind():
     assert name_locks.names_in_use() == 0
 
 
+def test_releasing_one_lock_twice_never_drops_anothers_hold():
+    held = name_locks.NameLock("shared")
+    done = name_locks.NameLock("shared")
+    assert held.acquire() and done.acquire()
+    done.release()
+    with pytest.raises(RuntimeError, match="shared"):
+        done.release()  # already released: the other hold stays
+    assert name_locks.names_in_use() == 1
+    assert _holder_blocks_others(held, name_locks.NameLock("shared"))  # still held
+    held.release()
+    assert name_locks.names_in_use() == 0
+
+
 def test_release_without_acquire_is_an_error():
     with pytest.raises(RuntimeError, match="not-held"):
         name_locks.NameLock("not-held").release()
