@@ -1,4 +1,4 @@
-"""Measurement 10b: the least a correct hit or miss can cost, and what the file backend adds.
+"""Measurement 10b: the least a correct hit or miss costs with this library's own parts.
 
 The floor (measurement 6) makes reading the cache and building the result
 free: its hook hands back objects loaded once, beforehand. No correct hit
@@ -17,7 +17,11 @@ never the cached ones. This figure is the floor with that work put back:
 It is measured in blocks alternating with the memory hit, per API and
 size, so ``hit / least`` is what the library's own work adds, and
 ``least / uncached`` (from the two alternating ratios) is the bound a
-hit/uncached target meets. For the file region, one read of the entry
+hit/uncached target meets. It is a bound for this library: the key
+derivation and the replay are its own, not the least any code could do.
+A legacy least hit goes through ``Session.execute``, which the direct
+entrance skips; ``targets`` scales it by the direct/hook ratio. For the
+file region, one read of the entry
 through Beaker's file namespace (its lock, opening the file and
 unpickling it) is timed too: a file hit cannot cost less than the least
 hit plus that read.
