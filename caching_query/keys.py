@@ -218,10 +218,9 @@ _structure_digests: dict[Any, bytes] = {}
 
 
 def _structure_digest(structure: Any) -> bytes:
-    try:
-        return _structure_digests[structure]
-    except KeyError:
-        pass
+    found = _structure_digests.get(structure)
+    if found is not None:
+        return found
     rendered = _structure_token(structure, {})
     digest = hashlib.blake2b(rendered.encode("utf-8", "surrogatepass"), digest_size=20).digest()
     if len(_structure_digests) >= _STRUCTURE_CACHE_SIZE:
@@ -235,11 +234,6 @@ def _anonymous_stem(name: str) -> str:
     if name.startswith("%(") and name.endswith(")s"):
         return name[2:-2].split(" ", 1)[-1]
     return name
-
-
-# "l<n>[": the opening of a rendered list of n items, for the common lengths
-_LIST_OPENINGS = tuple(f"l{n}[" for n in range(64))
-_blake2b = hashlib.blake2b
 
 
 def derive_key(
@@ -262,8 +256,7 @@ def derive_key(
         )
     binds = cache_key.bindparams
     # Rendered as the list [value, ..., extra, discriminators] would be.
-    count = len(binds) + 2
-    out = [_LIST_OPENINGS[count] if count < len(_LIST_OPENINGS) else f"l{count}["]
+    out = [f"l{len(binds) + 2}["]
     if parameters:
         params = dict(parameters)
         for bind in binds:
@@ -279,9 +272,10 @@ def derive_key(
         out.append("l0[]")
     out.append(_DISCRIMINATOR_TOKENS.get(discriminators) or _render(discriminators))
     out.append("]")
-    structure = cache_key.key
-    prefix = _structure_digests.get(structure) or _structure_digest(structure)
-    digest = _blake2b(prefix + "".join(out).encode("utf-8", "surrogatepass"), digest_size=20)
+    digest = hashlib.blake2b(
+        _structure_digest(cache_key.key) + "".join(out).encode("utf-8", "surrogatepass"),
+        digest_size=20,
+    )
     return _DERIVED_PREFIX + digest.hexdigest()
 
 
