@@ -26,7 +26,14 @@ from caching_query.entries import records
 from caching_query.internals import _beaker_internals
 from examples.model import Person
 
-from .environment import Bench, CachedSession, close_pair, legacy_all, session_pairs
+from .environment import (
+    Bench,
+    CachedSession,
+    close_pair,
+    legacy_all,
+    session_pairs,
+    stored_entry,
+)
 from .timing import Stats, measure, measure_blocks, measure_pair
 
 SIZES = (1, 100, 1000)
@@ -105,16 +112,9 @@ def legacy_floor(bench: Bench) -> dict[str, Any]:
     }
 
 
-def _stored(bench: Bench, rows: int, option: FromCache) -> tuple[Any, str]:
-    with bench.cached() as session:
-        legacy_all(session, rows, option)
-        query = session.query(Person).filter(Person.id <= rows).order_by(Person.id)
-        return query.options(option).cache_and_key()  # type: ignore[attr-defined,no-any-return]
-
-
 def _raw_get_stats(bench: Bench, backend: str, rows: int, option: FromCache) -> tuple[Stats, int]:
     """One raw GET of the entry ``option`` keeps the ``rows``-row legacy query under."""
-    cache, key = _stored(bench, rows, option)
+    cache, key = stored_entry(bench, "legacy", rows, option)
     namespace = cache.namespace
     backend_key = keys.backend_key(key)
     stored = _beaker_internals.raw_get(namespace, backend_key)
@@ -125,7 +125,7 @@ def _raw_get_stats(bench: Bench, backend: str, rows: int, option: FromCache) -> 
 
 def _decode_stats(bench: Bench, rows: int, option: FromCache) -> Stats:
     """Turning what the backend returned into the entry: unsealing and unpickling it."""
-    cache, key = _stored(bench, rows, option)
+    cache, key = stored_entry(bench, "legacy", rows, option)
     (stored,) = _beaker_internals.read_records(cache.namespace, [keys.backend_key(key)])
     return measure(lambda _: records.entry_in(cache, key, stored), bench.plan)
 
@@ -144,7 +144,7 @@ def _in_context(bench: Bench, backend: str, rows: int) -> tuple[float, float]:
         FromCache("memory", f"bench.legacy.{rows}"),
         FromCache(backend, f"bench.legacy.{rows}"),
     )
-    cache, key = _stored(bench, rows, server)
+    cache, key = stored_entry(bench, "legacy", rows, server)
     namespace, stored_key = cache.namespace, keys.backend_key(key)
 
     def memory_hit(session: Session) -> Any:

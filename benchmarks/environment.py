@@ -18,7 +18,7 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Query, Session, sessionmaker
 
 import caching_query
-from caching_query import FromCache, query_callable
+from caching_query import FromCache, handles, query_callable
 from examples.model import Person
 
 from .timing import Plan
@@ -88,6 +88,18 @@ def select_all(session: Session, rows: int, option: FromCache | None = None) -> 
     if option is not None:
         statement = statement.options(option)
     return list(session.scalars(statement).all())
+
+
+def stored_entry(bench: Bench, api: str, rows: int, option: FromCache) -> tuple[Any, str]:
+    """Run the ``api`` query for ``rows`` people with ``option`` (storing its entry
+    on a miss); the cache and the key that entry is under."""
+    with bench.cached() as session:
+        QUERIES[api](session, rows, option)
+        if api == "legacy":
+            query = session.query(Person).filter(Person.id <= rows).order_by(Person.id)
+            return query.options(option).cache_and_key()  # type: ignore[attr-defined,no-any-return]
+        statement = select(Person).where(Person.id <= rows).order_by(Person.id).options(option)
+        return handles.cache_and_key(session, statement, option)
 
 
 def invalidate(session: Session, api: str, rows: int, option: FromCache) -> None:

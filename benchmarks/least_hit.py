@@ -40,15 +40,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
-from caching_query import FromCache, core, handles, keys, store
+from caching_query import FromCache, core, keys, store
 from caching_query.entries import rows as row_entries
 from caching_query.internals import _beaker_internals
-from examples.model import Person
 
-from .environment import QUERIES, Bench, close_pair, invalidate, session_pairs
+from .environment import QUERIES, Bench, close_pair, invalidate, session_pairs, stored_entry
 from .timing import measure, measure_blocks
 
 SIZES = (1, 100, 1000)
@@ -60,17 +59,6 @@ class LeastHitSession(Session):
 
 class LeastMissSession(Session):
     """Sessions whose hook derives the key, looks once, runs the query and writes an entry."""
-
-
-def _stored(bench: Bench, api: str, rows: int, option: FromCache) -> tuple[Any, str]:
-    """The cache and key of the ``api`` query for ``rows`` people, its entry stored."""
-    with bench.cached() as session:
-        QUERIES[api](session, rows, option)
-        if api == "legacy":
-            query = session.query(Person).filter(Person.id <= rows).order_by(Person.id)
-            return query.options(option).cache_and_key()  # type: ignore[attr-defined,no-any-return]
-        statement = select(Person).where(Person.id <= rows).order_by(Person.id).options(option)
-        return handles.cache_and_key(session, statement, option)
 
 
 def _replaying(entry: Any) -> Any:
@@ -87,15 +75,22 @@ def _against(
     hook: Any,
     api: str,
     rows: int,
+    option: FromCache,
     pair: Any,
     what: str,
 ) -> dict[str, Any]:
     """The least ``what`` (hit or miss) of ``session_class`` with ``hook`` against the
     library's, in alternating blocks; ``pair`` makes one session of each."""
-    option = FromCache("memory", f"bench.{api}.{rows}")  # measurement 1's entry
     query = QUERIES[api]
     event.listen(session_class, "do_orm_execute", hook)
     try:
+        sessions = pair()
+        try:
+            returned = len(query(sessions[0], rows, option))
+        finally:
+            close_pair(sessions)
+        if returned != rows:
+            raise RuntimeError(f"the least {what} returned {returned} rows, not {rows}")
         least, library = measure_blocks(
             lambda sessions: query(sessions[0], rows, option),
             lambda sessions: query(sessions[1], rows, option),
@@ -115,20 +110,12 @@ def _against(
 
 
 def _least_vs_hit(bench: Bench, api: str, rows: int) -> dict[str, Any]:
-    option = FromCache("memory", f"bench.{api}.{rows}")
-    cache, key = _stored(bench, api, rows, option)
+    option = FromCache("memory", f"bench.{api}.{rows}")  # measurement 1's entry
+    cache, key = stored_entry(bench, api, rows, option)
     least_sessions = sessionmaker(bind=bench.engine, class_=LeastHitSession)
-    hook = _replaying(cache.get(key))
-    event.listen(LeastHitSession, "do_orm_execute", hook)
-    try:
-        with least_sessions() as session:
-            returned = len(QUERIES[api](session, rows, option))
-    finally:
-        event.remove(LeastHitSession, "do_orm_execute", hook)
-    if returned != rows:
-        raise RuntimeError(f"the least hit returned {returned} rows, not {rows}")
     pair = session_pairs(least_sessions, bench.cached)
-    return _against(bench, LeastHitSession, hook, api, rows, pair, "hit")
+    hook = _replaying(cache.get(key))
+    return _against(bench, LeastHitSession, hook, api, rows, option, pair, "hit")
 
 
 def _storing(cache: Any) -> Any:
@@ -147,7 +134,7 @@ def _storing(cache: Any) -> Any:
 
 
 def _least_vs_miss(bench: Bench, api: str, rows: int) -> dict[str, Any]:
-    option = FromCache("memory", f"bench.{api}.{rows}")
+    option = FromCache("memory", f"bench.{api}.{rows}")  # measurement 1's entry
     # written elsewhere: the miss must not find what the least miss stores
     hook = _storing(FromCache("memory", "least.miss").cache(bench.manager))
     least_sessions = sessionmaker(bind=bench.engine, class_=LeastMissSession)
@@ -157,13 +144,13 @@ def _least_vs_miss(bench: Bench, api: str, rows: int) -> dict[str, Any]:
         invalidate(session, api, rows, option)
         return least_sessions(), session
 
-    return _against(bench, LeastMissSession, hook, api, rows, pair, "miss")
+    return _against(bench, LeastMissSession, hook, api, rows, option, pair, "miss")
 
 
 def _file_read(bench: Bench, backend: str) -> dict[str, Any]:
     """One read of the one-row legacy entry through Beaker's file namespace."""
     option = FromCache(backend, "bench.legacy.1")  # measurement 1's entry
-    cache, key = _stored(bench, "legacy", 1, option)
+    cache, key = stored_entry(bench, "legacy", 1, option)
     namespace, stored_key = cache.namespace, keys.backend_key(key)
     stats = measure(lambda _: _beaker_internals.read_records(namespace, [stored_key]), bench.plan)
     return {"backend": backend, "rows": 1, "read": stats.as_dict()}

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from caching_query import FromCache, keys
 from examples.model import Person
 
-from .environment import MEMORY_REGION, QUERIES, Bench
+from .environment import MEMORY_REGION, QUERIES, Bench, stored_entry
 from .timing import Stats, measure
 
 Builder = Callable[[Iterator[int]], Select[Any]]
@@ -90,16 +90,10 @@ def overhead(bench: Bench) -> list[dict[str, Any]]:
 
 def entry_size(bench: Bench) -> dict[str, Any]:
     """Bytes of ``pickle.dumps`` of the stored entry for 1000 Person rows."""
-    with bench.cached() as session:
-        query = (
-            session.query(Person)
-            .filter(Person.id <= ENTRY_ROWS)
-            .order_by(Person.id)
-            .options(FromCache(MEMORY_REGION, "bench.entry_size"))
-        )
-        rows = len(query.all())
-        cache, key = query.cache_and_key()  # type: ignore[attr-defined]
-        entry = cache.get(key)
+    option = FromCache(MEMORY_REGION, "bench.entry_size")
+    cache, key = stored_entry(bench, "legacy", ENTRY_ROWS, option)
+    entry = cache.get(key)
+    rows = len(entry)
     size = len(pickle.dumps(entry))
     # For scale: the same rows as bare (id, name) tuples.
     with bench.plain() as session:

@@ -265,17 +265,22 @@ def clients(runs: list[dict[str, Any]]) -> str:
     return _rst(["client", "rows", "hit", "range", "raw GET"], rows)
 
 
+def _with_without(groups: dict[tuple[Any, ...], list[dict[str, Any]]], first: str) -> str:
+    """One row per (what, rows) group: the median with/without ratio and its range."""
+    rows = [
+        [str(what), str(n), *_spread([r["ratio"] for r in records], ".3f")]
+        for (what, n), records in groups.items()
+    ]
+    return _rst([first, "rows", "with/without", "range"], rows)
+
+
 def auto_invalidation(runs: list[dict[str, Any]]) -> str:
     groups = _collect(
         runs,
         lambda r: (r.get("auto_invalidation") or {}).get("hits", []),
         lambda r: (r["backend"], r["rows"]),
     )
-    rows = []
-    for (backend, n), records in groups.items():
-        ratio, spread = _spread([r["ratio"] for r in records], ".3f")
-        rows.append([backend, str(n), ratio, spread])
-    return _rst(["backend", "rows", "with/without", "range"], rows)
+    return _with_without(groups, "backend")
 
 
 def operations(runs: list[dict[str, Any]]) -> str:
@@ -287,11 +292,7 @@ def operations(runs: list[dict[str, Any]]) -> str:
         ),
         lambda r: (r["what"], r["rows"]),
     )
-    rows = []
-    for (what, n), records in groups.items():
-        ratio, spread = _spread([r["ratio"] for r in records], ".3f")
-        rows.append([what, str(n), ratio, spread])
-    return _rst(["what", "rows", "with/without", "range"], rows)
+    return _with_without(groups, "what")
 
 
 def main(argv: list[str]) -> int:
