@@ -40,6 +40,22 @@ def name_of_2(factory: sessionmaker[Session]) -> str:
         return session.scalars(query).one()
 
 
+def _published_and_not_served(
+    factory: sessionmaker[Session], sql: SQLCounter, past_health_wait: float = 0.0
+) -> None:
+    """Once the retry has published the write, the old entry (still in the
+    server, under the old versions) is a miss, and the new one a hit."""
+    deadline = time.monotonic() + 20
+    while publish.owed() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not publish.owed(), "the retry never published the write"
+    time.sleep(past_health_wait)  # so that the cache is read again
+    with sql.expect(1):
+        assert name_of_2(factory) == "robert"
+    with sql.expect(0):
+        assert name_of_2(factory) == "robert"
+
+
 def test_commit_while_redis_is_frozen(redis_server, blog_engine, monkeypatch, caplog):
     if not redis_server.alive():
         redis_server.start()
@@ -71,15 +87,7 @@ def test_commit_while_redis_is_frozen(redis_server, blog_engine, monkeypatch, ca
         finally:
             os.kill(pid, signal.SIGCONT)
 
-        deadline = time.monotonic() + 20
-        while publish.owed() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not publish.owed(), "the retry never published the write"
-        time.sleep(0.6)  # past the health wait, so that the cache is read again
-        with sql.expect(1):  # the old entry is there, and is not served
-            assert name_of_2(Reader) == "robert"
-        with sql.expect(0):
-            assert name_of_2(Reader) == "robert"
+        _published_and_not_served(Reader, sql, past_health_wait=0.6)
     finally:
         sql.close()
         publish.forget()
@@ -132,16 +140,11 @@ def test_a_retry_in_flight_still_owes_the_publication(blog_engine, monkeypatch):
             assert publish.owed()
         finally:
             go.set()
-        deadline = time.monotonic() + 10
-        while publish.owed() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not publish.owed()
-        with sql.expect(1):  # the old entry, under the old versions, is not served
-            assert name_of_2(Reader) == "robert"
-        with sql.expect(0):
-            assert name_of_2(Reader) == "robert"
+        _published_and_not_served(Reader, sql)
     finally:
         go.set()
         sql.close()
+        publish.forget()
+        health.reset()
         server.stop()
         shutil.rmtree(server.workdir, ignore_errors=True)
