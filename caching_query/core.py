@@ -145,8 +145,11 @@ def execute_cached(
     """Serve ``state`` from the cache ``option`` names; None to bypass."""
     session = state.session
     load_options = state.load_options
-    if _sa_internals.load_option(load_options, "yield_per") or state.execution_options.get(
-        "yield_per"
+    # The direct entrance's load options already hold a yield_per given as
+    # an execution option (the ORM's preparation folds it in), and reading
+    # its execution options would run that preparation on every hit.
+    if _sa_internals.load_option(load_options, "yield_per") or (
+        isinstance(state, ORMExecuteState) and state.execution_options.get("yield_per")
     ):
         raise CacheOptionError(
             f"{option!r} cannot be combined with yield_per: a cached result is "

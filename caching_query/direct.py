@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import Result
-from sqlalchemy.orm import Query, Session
+from sqlalchemy.orm import Query
 from sqlalchemy.util import immutabledict
 
 from . import core
@@ -33,40 +33,55 @@ class DirectExecution:
 
     The attributes are ``ORMExecuteState``'s, with the values
     ``Session.execute`` would have given them before running its hooks.
+    The ORM's own preparation of them runs only when something reads the
+    processed execution options: a hit of a query and session without
+    execution options needs nothing it adds.
     """
 
     __slots__ = (
         "session",
         "statement",
         "parameters",
-        "execution_options",
-        "bind_arguments",
+        "load_options",
         "local_execution_options",
+        "_query",
+        "_execution_options",
+        "_bind_arguments",
     )
 
     is_select = True
     is_orm_statement = True
     is_relationship_load = False
 
-    def __init__(
-        self,
-        session: Session,
-        statement: Any,
-        parameters: Any,
-        execution_options: immutabledict[str, Any],
-        bind_arguments: dict[str, Any],
-        local_execution_options: immutabledict[str, Any],
-    ) -> None:
-        self.session = session
+    def __init__(self, query: Query[Any], statement: Any) -> None:
+        self.session = query.session
         self.statement = statement
-        self.parameters = parameters
-        self.execution_options = execution_options
-        self.bind_arguments = bind_arguments
-        self.local_execution_options = local_execution_options
+        self.parameters = _sa_query.query_parameters(query)
+        self.local_execution_options = _sa_query.given_options(query)
+        self._query = query
+        self._execution_options: immutabledict[str, Any] | None = None
+        plain = _sa_query.plain_execution(query, statement)
+        if plain is None:
+            self._prepare()
+        else:
+            self.load_options, self._bind_arguments = plain
+
+    def _prepare(self) -> immutabledict[str, Any]:
+        self.parameters, options, self._bind_arguments = _sa_query.prepare(
+            self._query, self.statement
+        )
+        self._execution_options = options
+        self.load_options = options[_sa_query.LOAD_OPTIONS]
+        return options
 
     @property
-    def load_options(self) -> Any:
-        return self.execution_options[_sa_query.LOAD_OPTIONS]
+    def execution_options(self) -> immutabledict[str, Any]:
+        options = self._execution_options
+        return options if options is not None else self._prepare()
+
+    @property
+    def bind_arguments(self) -> dict[str, Any]:
+        return self._bind_arguments
 
     def invoke_statement(self, execution_options: dict[str, Any] | None = None) -> Result[Any]:
         """Run the statement through ``Session.execute``, as ``Query`` would have."""
@@ -93,14 +108,13 @@ def fetch(query: Query[Any]) -> Any:
     options = _cached_here(query)
     if options is None:
         return None
-    session = query.session
-    hooks = _sa_query.execute_hooks(session)
+    hooks = _sa_query.execute_hooks(query.session)
     if not hooks or any(hook is not core.HOOK for hook in hooks):
         return None
-    prepared = _sa_query.prepare(query)
-    if prepared is None:
+    statement = _sa_query.orm_statement(query)
+    if statement is None:
         return None
-    state = DirectExecution(session, *prepared)
+    state = DirectExecution(query, statement)
     result = core.serve(state, options)
     if result is None:  # not served from the cache: run it, the hook standing aside
         result = state.invoke_statement({core.DECIDED: state.statement})

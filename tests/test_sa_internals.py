@@ -330,13 +330,36 @@ def test_prepare_matches_what_hooks_see(session):
         assert _sa_query.execute_hooks(session)[-1] is hook
     finally:
         event.remove(session, "do_orm_execute", hook)
-    statement, params, options, binds, given = _sa_query.prepare(q)
+    statement = _sa_query.orm_statement(q)
+    params, options, binds = _sa_query.prepare(q, statement)
     assert (params, dict(options)) == seen[0][:2]
     assert binds["mapper"] is seen[0][2]["mapper"]
     assert options[_sa_query.LOAD_OPTIONS]._populate_existing
-    assert given == {_sa_query.LOAD_OPTIONS: q.load_options}
+    assert _sa_query.given_options(q) == {_sa_query.LOAD_OPTIONS: q.load_options}
+    assert _sa_query.query_parameters(q) == params
     # a Query of plain columns is still executed by the ORM
-    assert _sa_query.prepare(session.query(literal_column("1"))) is not None
+    assert _sa_query.orm_statement(session.query(literal_column("1"))) is not None
+
+
+def test_plain_execution_is_what_prepare_gives(session):
+    """Without execution options, the ORM's preparation keeps the query's load
+    options and binds by the statement and its mapper: the short cut agrees."""
+    from caching_query.internals import _sa_query
+
+    for q in (
+        session.query(Person).filter(Person.id == 1).populate_existing(),
+        session.query(Person).filter(Person.id == 1).yield_per(5),
+        session.query(Person.name).filter(Person.id == 1),
+        session.query(literal_column("1")),
+    ):
+        statement = _sa_query.orm_statement(q)
+        load_options, binds = _sa_query.plain_execution(q, statement)
+        params, options, prepared_binds = _sa_query.prepare(q, statement)
+        assert load_options is options[_sa_query.LOAD_OPTIONS]
+        assert binds == prepared_binds
+    # execution options of the query (or, in 2.1, of the session) take the full preparation
+    with_options = session.query(Person).execution_options(populate_existing=True)
+    assert _sa_query.plain_execution(with_options, _sa_query.orm_statement(with_options)) is None
 
 
 def test_shaped_matches_query_iter(session):

@@ -12,6 +12,7 @@ of what follows them. Every name used here has a canary in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import Result
@@ -19,7 +20,17 @@ from sqlalchemy.orm import Query, Session
 from sqlalchemy.sql.base import CompileState
 from sqlalchemy.util import immutabledict
 
-__all__ = ["DirectFetch", "prepare", "execute_hooks", "shaped", "LOAD_OPTIONS"]
+__all__ = [
+    "DirectFetch",
+    "orm_statement",
+    "given_options",
+    "query_parameters",
+    "plain_execution",
+    "prepare",
+    "execute_hooks",
+    "shaped",
+    "LOAD_OPTIONS",
+]
 
 # the execution option a Query hands its load options to the Session under
 LOAD_OPTIONS = "_sa_orm_load_options"
@@ -38,23 +49,53 @@ class DirectFetch:
         return result
 
 
-def prepare(
-    query: Query[Any],
-) -> tuple[Any, Any, immutabledict[str, Any], dict[str, Any], immutabledict[str, Any]] | None:
-    """``query``'s execution as ``Session.execute`` prepares it for its hooks.
-
-    Returns the statement, its parameters, the processed execution options
-    (load options merged in), the bind arguments and the options the Query
-    passed in; None for a statement without ORM entities, which SQLAlchemy
-    executes as Core.
-    """
-    session = query.session
+def orm_statement(query: Query[Any]) -> Any:
+    """``query``'s 2.0 statement, as ``Query._iter()`` builds it; None for a
+    statement without ORM entities, which SQLAlchemy executes as Core."""
     statement: Any = query._statement_20()
     if statement._propagate_attrs.get("compile_state_plugin") != "orm":
         return None
+    return statement
+
+
+def given_options(query: Query[Any]) -> immutabledict[str, Any]:
+    """The execution options ``Query._iter()`` hands to ``Session.execute``."""
+    return immutabledict({LOAD_OPTIONS: query.load_options})
+
+
+def query_parameters(query: Query[Any]) -> Any:
+    return query._params
+
+
+def plain_execution(query: Query[Any], statement: Any) -> tuple[Any, dict[str, Any]] | None:
+    """The load options and bind arguments ``prepare`` would give, without its work.
+
+    Only where neither the statement nor the session carries execution
+    options: then the ORM's preparation keeps the query's own load options
+    and names the statement and its mapper as bind arguments. None
+    otherwise (``prepare`` merges them).
+    """
+    if statement._execution_options or getattr(query.session, "execution_options", None):
+        return None
+    subject = statement._propagate_attrs.get("plugin_subject")
+    bind_arguments: dict[str, Any] = {"clause": statement}
+    if subject:
+        bind_arguments["mapper"] = subject.mapper
+    return query.load_options, bind_arguments
+
+
+def prepare(
+    query: Query[Any], statement: Any
+) -> tuple[Any, immutabledict[str, Any], dict[str, Any]]:
+    """``query``'s execution as ``Session.execute`` prepares it for its hooks.
+
+    ``statement`` is ``orm_statement(query)``. Returns its parameters, the
+    processed execution options (load options merged in) and the bind
+    arguments.
+    """
+    session = query.session
     params = query._params
-    given = immutabledict({LOAD_OPTIONS: query.load_options})
-    options = given
+    options = given_options(query)
     session_options = getattr(session, "execution_options", None)  # SQLAlchemy 2.1
     if session_options:
         own = statement._execution_options
@@ -66,13 +107,13 @@ def prepare(
     prepared = compile_state_cls.orm_pre_session_exec(
         session, statement, params, options, bind_arguments, True
     )
-    statement, options = prepared[0], prepared[1]
+    options = prepared[1]
     if len(prepared) > 2:  # SQLAlchemy 2.1 also returns the parameters
         params = prepared[2]
-    return statement, params, options, bind_arguments, given
+    return params, options, bind_arguments
 
 
-def execute_hooks(session: Session) -> tuple[Any, ...]:
+def execute_hooks(session: Session) -> Sequence[Any]:
     """The ``do_orm_execute`` listeners ``Session.execute`` would run, in order."""
     return tuple(session.dispatch.do_orm_execute)
 
