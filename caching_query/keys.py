@@ -39,6 +39,8 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:-]+", re.ASCII)
 _DIGEST_PREFIX = "~"
 _DERIVED_PREFIX = "q~"
 _STRUCTURE_CACHE_SIZE = 5000
+_SAFE_NAMES_SIZE = 5000
+_safe_names: dict[str, str] = {}
 
 
 def _digest(data: bytes) -> str:
@@ -51,13 +53,24 @@ def safe_name(value: object, what: str) -> str:
     Short names made of safe characters are kept, so they stay readable
     in the backend; any other string becomes a digest of itself.
     """
+    if type(value) is str:
+        # every hit names its namespace, and an explicit key, again
+        found = _safe_names.get(value)
+        if found is not None:
+            return found
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}: {value!r}")
     if not value:
         raise ValueError(f"{what} must not be empty")
     if len(value) <= MAX_NAME_LENGTH and _SAFE_NAME.fullmatch(value):
-        return value
-    return _DIGEST_PREFIX + _digest(value.encode("utf-8", "surrogatepass"))
+        name = value
+    else:
+        name = _DIGEST_PREFIX + _digest(value.encode("utf-8", "surrogatepass"))
+    if type(value) is str and len(value) <= MAX_NAME_LENGTH:
+        if len(_safe_names) >= _SAFE_NAMES_SIZE:
+            _safe_names.clear()
+        _safe_names[value] = name
+    return name
 
 
 def backend_key(key: str) -> bytes:
