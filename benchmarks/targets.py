@@ -88,6 +88,13 @@ def _legacy_floor_bound(results: dict[str, Any]) -> tuple[float | None, str]:
     return value, f"floor: building the query and its structural key = {value:.3f} x uncached"
 
 
+def _strongest(*bounds: tuple[float | None, str]) -> tuple[float | None, str]:
+    """The highest of the bounds measured for one target: each is a least
+    value, so the target is held against the one nearest the figure."""
+    measured = [bound for bound in bounds if bound[0] is not None]
+    return max(measured, key=lambda bound: bound[0]) if measured else (None, "")
+
+
 def _file_bound(results: dict[str, Any]) -> tuple[float | None, str]:
     """The least legacy hit plus one read through Beaker's file namespace, over uncached."""
     least, _ = _least_bound(results, "legacy", 1)
@@ -111,7 +118,7 @@ def _sqlite_targets(results: dict[str, Any]) -> list[Any]:
             "SQLite, legacy, 1 row, hit/uncached",
             _ratio(_hit(results, "legacy", 1)),  # None without a memory region
             0.25,
-            _legacy_floor_bound(results),
+            _strongest(_legacy_floor_bound(results), _least_bound(results, "legacy", 1)),
         )
     ]
     floor_20, least_20 = floors.get("2.0", {}), _least(results, "2.0", 1)
@@ -155,7 +162,7 @@ def _postgres_targets(results: dict[str, Any]) -> list[Any]:
             "PostgreSQL, legacy, 1 row",
             _ratio(_hit(results, "legacy", 1)),
             0.12,
-            _legacy_floor_bound(results),
+            _strongest(_legacy_floor_bound(results), _least_bound(results, "legacy", 1)),
         ),
         _row(
             "PostgreSQL, 2.0, 1 row",
