@@ -198,7 +198,9 @@ def raw_gets(runs: list[dict[str, Any]]) -> str:
     rows = []
     for (backend, n), records in groups.items():
         ratio, spread = _spread([r["ratio_added_raw_get"] for r in records], ".2f")
-        bound, _ = _spread([r["bound_ratio"] for r in records], ".2f")
+        bound, _ = _spread(
+            [max(r["bound_ratio"], r.get("bound_read_ratio", 0.0)) for r in records], ".2f"
+        )
         med = lambda f, rs=records: format(statistics.median(f(r) for r in rs), ".0f")  # noqa: E731
         rows.append(
             [
@@ -208,6 +210,7 @@ def raw_gets(runs: list[dict[str, Any]]) -> str:
                 med(lambda r: r["raw_get"]["median_us"]),
                 med(lambda r: r["raw_get_in_context_us"]),
                 med(lambda r: r["decode"]["median_us"]),
+                med(lambda r: r.get("read_in_context_us", float("nan"))),
                 med(lambda r: r["added_us"]),
                 ratio,
                 spread,
@@ -221,6 +224,7 @@ def raw_gets(runs: list[dict[str, Any]]) -> str:
         "GET (loop)",
         "GET",
         "decode",
+        "read",
         "added",
         "added/GET",
         "range",
