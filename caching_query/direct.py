@@ -45,8 +45,8 @@ class DirectExecution:
         "load_options",
         "local_execution_options",
         "_query",
+        "bind_arguments",
         "_execution_options",
-        "_bind_arguments",
     )
 
     is_select = True
@@ -59,15 +59,17 @@ class DirectExecution:
         self.parameters = _sa_query.query_parameters(query)
         self.local_execution_options = _sa_query.given_options(query)
         self._query = query
+        self.load_options: Any
+        self.bind_arguments: dict[str, Any]
         self._execution_options: immutabledict[str, Any] | None = None
         plain = _sa_query.plain_execution(query, statement)
         if plain is None:
             self._prepare()
         else:
-            self.load_options, self._bind_arguments = plain
+            self.load_options, self.bind_arguments = plain
 
     def _prepare(self) -> immutabledict[str, Any]:
-        self.parameters, options, self._bind_arguments = _sa_query.prepare(
+        self.parameters, options, self.bind_arguments = _sa_query.prepare(
             self._query, self.statement
         )
         self._execution_options = options
@@ -78,10 +80,6 @@ class DirectExecution:
     def execution_options(self) -> immutabledict[str, Any]:
         options = self._execution_options
         return options if options is not None else self._prepare()
-
-    @property
-    def bind_arguments(self) -> dict[str, Any]:
-        return self._bind_arguments
 
     def invoke_statement(self, execution_options: dict[str, Any] | None = None) -> Result[Any]:
         """Run the statement through ``Session.execute``, as ``Query`` would have."""
