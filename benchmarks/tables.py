@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .targets import evaluate
+from .targets import RAW_GET_COLUMNS, evaluate
 
 
 def _rst(headers: list[str], rows: list[list[str]]) -> str:
@@ -224,19 +224,7 @@ def raw_gets(runs: list[dict[str, Any]]) -> str:
                 bound,
             ]
         )
-    headers = [
-        "backend",
-        "rows",
-        "bytes",
-        "GET (loop)",
-        "GET",
-        "decode",
-        "read",
-        "added",
-        "added/GET",
-        "range",
-        "bound",
-    ]
+    headers = [*RAW_GET_COLUMNS, "range", "bound"]
     return _rst(headers, rows)
 
 

@@ -12,6 +12,19 @@ from typing import Any
 
 from .report import _table, _us
 
+# the columns of section 9b, in the run's report and in README's table
+RAW_GET_COLUMNS = (
+    "backend",
+    "rows",
+    "bytes",
+    "GET (loop)",
+    "GET",
+    "decode",
+    "read",
+    "added",
+    "added/GET",
+)
+
 
 def _hit(results: dict[str, Any], api: str, rows: int, backend: str = "memory") -> Any:
     return next(
@@ -317,23 +330,12 @@ def render(results: dict[str, Any]) -> str:
             ]
             for r in raw
         ]
-        headers = [
-            "backend",
-            "rows",
-            "bytes",
-            "GET (loop)",
-            "GET",
-            "decode",
-            "read",
-            "added",
-            "added/GET",
-        ]
         parts += [
             "",
             "9b. What a hit on the server adds to a memory hit, against one raw GET of its entry",
             "    (GET: what the GET adds to a memory hit; read: what the hit's own read of",
             "    the entry and its namespace's generation adds; each alternately with it)",
-            _table(headers, rows),
+            _table(list(RAW_GET_COLUMNS), rows),
         ]
     clients = results.get("clients")
     if clients:
