@@ -109,10 +109,7 @@ def fetch(query: Query[Any]) -> Any:
     hooks = _sa_query.execute_hooks(query.session)
     if not hooks or any(hook is not core.HOOK for hook in hooks):
         return None
-    statement = _sa_query.orm_statement(query)
-    if statement is None:
-        return None
-    state = DirectExecution(query, statement)
+    state = DirectExecution(query, _sa_query.orm_statement(query))
     result = core.serve(state, options)
     if result is None:  # not served from the cache: run it, the hook standing aside
         result = state.invoke_statement({core.DECIDED: state.statement})

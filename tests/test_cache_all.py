@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, literal, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import caching_query
-from caching_query import FromCache, NoCache
+from caching_query import FromCache, NoCache, query_callable
 from examples.blog import Post, User
 from tests.conftest import SQLCounter
 
@@ -82,6 +82,23 @@ def test_counts_are_cached(Blog, blog_sql):
 def test_a_query_opts_out(Blog, blog_sql, opt_out):
     read = lambda s: s.scalars(opt_out(select(User.name).where(User.id == 1))).all()
     assert twice(Blog, blog_sql, read) == [(["ann"], 1), (["ann"], 1)]
+
+
+@pytest.mark.parametrize(
+    "opt_out, second_run_sql",
+    [
+        (lambda q: q.options(NoCache()), 1),
+        (lambda q: q.execution_options(cache=False), 1),
+        (lambda q: q, 0),  # the control: the same query is cached
+    ],
+    ids=["NoCache()", "cache=False", "cached"],
+)
+def test_a_caching_query_opts_out(blog_engine, cache_manager, blog_sql, opt_out, second_run_sql):
+    """The direct entrance sees a Query's own execution options, as the hook does."""
+    factory = sessionmaker(bind=blog_engine, query_cls=query_callable(cache_manager))
+    caching_query.cache_all(factory, "default")
+    read = lambda s: [u.name for u in opt_out(s.query(User).filter(User.id == 1))]
+    assert twice(factory, blog_sql, read) == [(["ann"], 1), (["ann"], second_run_sql)]
 
 
 NEVER_CACHED = {

@@ -323,7 +323,7 @@ def test_prepare_matches_what_hooks_see(session):
     def hook(state: Any) -> None:
         seen.append((state.parameters, dict(state.execution_options), dict(state.bind_arguments)))
 
-    q = session.query(Person).filter(Person.id == 1).populate_existing()
+    q = session.query(Person).filter(Person.id == 1).populate_existing().execution_options(app=1)
     event.listen(session, "do_orm_execute", hook)
     try:
         q.all()

@@ -50,12 +50,9 @@ class DirectFetch:
 
 
 def orm_statement(query: Query[Any]) -> Any:
-    """``query``'s 2.0 statement, as ``Query._iter()`` builds it; None for a
-    statement without ORM entities, which SQLAlchemy executes as Core."""
-    statement: Any = query._statement_20()
-    if statement._propagate_attrs.get("compile_state_plugin") != "orm":
-        return None
-    return statement
+    """``query``'s 2.0 statement, as ``Query._iter()`` builds it (always one
+    the ORM executes, even for a Query of plain columns)."""
+    return query._statement_20()
 
 
 def given_options(query: Query[Any]) -> immutabledict[str, Any]:
@@ -90,8 +87,9 @@ def prepare(
     """``query``'s execution as ``Session.execute`` prepares it for its hooks.
 
     ``statement`` is ``orm_statement(query)``. Returns its parameters, the
-    processed execution options (load options merged in) and the bind
-    arguments.
+    execution options as the hooks' ``ORMExecuteState`` has them (the
+    statement's own, then the processed ones with the load options merged
+    in) and the bind arguments.
     """
     session = query.session
     params = query._params
@@ -107,7 +105,7 @@ def prepare(
     prepared = compile_state_cls.orm_pre_session_exec(
         session, statement, params, options, bind_arguments, True
     )
-    options = prepared[1]
+    options = statement._execution_options.union(prepared[1])
     if len(prepared) > 2:  # SQLAlchemy 2.1 also returns the parameters
         params = prepared[2]
     return params, options, bind_arguments
