@@ -144,7 +144,9 @@ def _bound_kind(text: str) -> str:
 
 def _bound_kinds(records: list[dict[str, Any]]) -> str:
     # each run holds a target against its own strongest bound: name every kind
-    kinds = dict.fromkeys(_bound_kind(r["bound"]) for r in records if r.get("bound"))
+    kinds = dict.fromkeys(
+        _bound_kind(r["bound"]) for r in records if r.get("bound_value") is not None
+    )
     return " / ".join(kinds)
 
 
@@ -200,6 +202,12 @@ def entrances(runs: list[dict[str, Any]]) -> str:
     return _rst(["rows", "direct", "hook", "direct/hook", "range"], rows)
 
 
+def _median_of(records: list[dict[str, Any]], field: str) -> str:
+    # a field older runs did not record
+    values = [r[field] for r in records if field in r]
+    return format(statistics.median(values), ".0f") if values else "—"
+
+
 def raw_gets(runs: list[dict[str, Any]]) -> str:
     groups = _collect(runs, lambda r: r.get("raw_gets", []), lambda r: (r["backend"], r["rows"]))
     rows = []
@@ -217,7 +225,7 @@ def raw_gets(runs: list[dict[str, Any]]) -> str:
                 med(lambda r: r["raw_get"]["median_us"]),
                 med(lambda r: r["raw_get_in_context_us"]),
                 med(lambda r: r["decode"]["median_us"]),
-                med(lambda r: r.get("read_in_context_us", float("nan"))),
+                _median_of(records, "read_in_context_us"),
                 med(lambda r: r["added_us"]),
                 ratio,
                 spread,
