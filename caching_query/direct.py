@@ -43,7 +43,6 @@ class DirectExecution:
         "statement",
         "parameters",
         "load_options",
-        "local_execution_options",
         "_query",
         "bind_arguments",
         "_execution_options",
@@ -57,7 +56,6 @@ class DirectExecution:
         self.session = query.session
         self.statement = statement
         self.parameters = _sa_query.query_parameters(query)
-        self.local_execution_options = _sa_query.given_options(query)
         self._query = query
         self.load_options: Any
         self.bind_arguments: dict[str, Any]
@@ -83,7 +81,7 @@ class DirectExecution:
 
     def invoke_statement(self, execution_options: dict[str, Any] | None = None) -> Result[Any]:
         """Run the statement through ``Session.execute``, as ``Query`` would have."""
-        options = self.local_execution_options
+        options = _sa_query.given_options(self._query)
         if execution_options:
             options = options.union(execution_options)
         return self.session.execute(self.statement, self.parameters, execution_options=options)

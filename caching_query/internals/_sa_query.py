@@ -12,7 +12,6 @@ of what follows them. Every name used here has a canary in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import Result
@@ -111,7 +110,7 @@ def prepare(
     return params, options, bind_arguments
 
 
-def execute_hooks(session: Session) -> Sequence[Any]:
+def execute_hooks(session: Session) -> tuple[Any, ...]:
     """The ``do_orm_execute`` listeners ``Session.execute`` would run, in order."""
     return tuple(session.dispatch.do_orm_execute)
 
