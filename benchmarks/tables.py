@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .targets import RAW_GET_COLUMNS, evaluate
+from .targets import RAW_GET_COLUMNS, _server_bounds, evaluate
 
 
 def _rst(headers: list[str], rows: list[list[str]]) -> str:
@@ -213,9 +213,7 @@ def raw_gets(runs: list[dict[str, Any]]) -> str:
     rows = []
     for (backend, n), records in groups.items():
         ratio, spread = _spread([r["ratio_added_raw_get"] for r in records], ".2f")
-        bound, _ = _spread(
-            [max(r["bound_ratio"], r.get("bound_read_ratio", 0.0)) for r in records], ".2f"
-        )
+        bound, _ = _spread([max(_server_bounds(r))[0] for r in records], ".2f")
         med = lambda f, rs=records: format(statistics.median(f(r) for r in rs), ".0f")  # noqa: E731
         rows.append(
             [
